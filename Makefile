@@ -1,0 +1,46 @@
+# Quick start (README): `make playground` runs the main job; `make test` installs everything and
+# runs every test.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: playground up down test unit e2e lint deps system-deps cluster-binaries crds clean
+
+playground: up
+
+up: deps cluster-binaries
+	$(PY) -m tests.cluster up
+
+down:
+	$(PY) -m tests.cluster down
+
+test: deps cluster-binaries lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: deps
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+e2e: deps cluster-binaries
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+deps: system-deps $(VENV)/.installed
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+cluster-binaries:
+	bash tests/cluster/build.sh >/dev/null
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The MetricSource protocol, Prometheus, the judges, built-in metric templates, the simulator."""

@@ -1,0 +1,1 @@
+"""pydantic models of FineTuneRelease, the revision digest, CRD generation, validation messages."""

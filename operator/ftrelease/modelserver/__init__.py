@@ -1,0 +1,1 @@
+"""The builtin model server and merge tool (torch/transformers; extra `serve`)."""

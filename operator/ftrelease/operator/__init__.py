@@ -1,0 +1,1 @@
+"""kopf handlers, the applier, settings and operator metrics: the only kopf importer."""

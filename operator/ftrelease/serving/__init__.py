@@ -1,0 +1,1 @@
+"""Per-runtime pod templates (builtin, vllm) and the Deployment/Service/ConfigMap builders."""

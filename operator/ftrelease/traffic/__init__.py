@@ -1,0 +1,1 @@
+"""The Router protocol and its providers: Gateway API HTTPRoute weights and mirror, replicas."""
