@@ -38,9 +38,13 @@ build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 
 # KWOK >= v0.8 takes its node and pod lifecycle stages as --config files; they ship in its module.
 kwok_dir=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
-mkdir -p "$bin/../kwok-stages"
-cp -f "$kwok_dir"/kustomize/stage/node/fast/*.yaml "$kwok_dir"/kustomize/stage/node/heartbeat-with-lease/*.yaml \
-  "$kwok_dir"/kustomize/stage/pod/fast/*.yaml "$bin/../kwok-stages/"
+stages="$bin/../kwok-stages"
+rm -rf "$stages" && mkdir -p "$stages"
+for dir in node/fast node/heartbeat-with-lease pod/fast; do
+  for f in "$kwok_dir/kustomize/stage/$dir"/*.yaml; do
+    case "$(basename "$f")" in kustomization.yaml) ;; *) cp "$f" "$stages/";; esac
+  done
+done
 # Gateway API standard-channel CRDs, from the module cache.
 (cd "$here/kwok" && go mod download sigs.k8s.io/gateway-api)
 gw_dir=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)
