@@ -50,7 +50,9 @@ class ApiModel(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown fields are errors (the apiserver's
     strict field validation refuses them too)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+    )
 
     def to_wire(self) -> dict[str, Any]:
         """The object as it appears in YAML: camelCase keys, defaults explicit, unset omitted."""

@@ -33,9 +33,11 @@ class ServerDryRun:
 
     def problems(self, body: dict[str, Any]) -> list[Problem]:
         namespace = (body.get("metadata") or {}).get("namespace") or self._default_namespace
+        name = (body.get("metadata") or {}).get("name")
         try:
             self._releases.server_side_apply(
-                body=body,
+                body=apply_patch_text(body),
+                name=name,
                 namespace=namespace,
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
@@ -45,6 +47,18 @@ class ServerDryRun:
         except ApiException as exc:
             return problems_from_status(exc)
         return []
+
+
+# Characters YAML 1.2 does not allow unescaped (C0/C1 controls, DEL, U+FFFE/U+FFFF).
+_NOT_YAML_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
+
+
+def apply_patch_text(body: dict[str, Any]) -> str:
+    """JSON for an apply patch, which the apiserver decodes as YAML. The client's own encoder
+    escapes characters beyond the BMP as surrogate pairs, which that decoder refuses; so write
+    them as they are and escape only what YAML cannot carry raw."""
+    text = json.dumps(body, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def problems_from_status(exc: ApiException) -> list[Problem]:
