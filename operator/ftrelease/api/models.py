@@ -569,7 +569,10 @@ class StageStatus(StatusModel):
     name: str
     weight: int = 0
     mirror: int = 0
-    started_at: datetime | None = None
+    started_at: datetime | None = Field(
+        default=None, description="When the stage's route was observed in place; its clock."
+    )
+    approved: bool = Field(default=False, description="Manual approval given for this stage.")
 
 
 class MetricResult(StatusModel):
@@ -600,16 +603,34 @@ class HistoryEntry(StatusModel):
     finished_at: datetime | None = None
 
 
+class RetiredRevision(StatusModel):
+    """A revision that no longer serves: kept warm for `scaleDownAfterSeconds`, then at zero
+    replicas until it falls out of `revisionHistoryLimit` and its objects are deleted."""
+
+    revision: str
+    since: datetime
+    scale_down_after_seconds: int = 0
+
+
 class FineTuneReleaseStatus(StatusModel):
     observed_generation: int | None = None
     phase: Phase | None = None
     message: str | None = None
     stable_revision: str | None = None
+    stable_bundle: dict[str, Any] | None = Field(
+        default=None,
+        description="The stable revision's bundle (its evals and routing are compared against).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
     candidate_revision: str | None = None
+    candidate_since: datetime | None = Field(
+        default=None, description="When the current candidate's rollout began."
+    )
     stage: StageStatus | None = None
     analysis: list[MetricResult] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+    retired: list[RetiredRevision] = Field(default_factory=list)
 
 
 MAX_NAME_LENGTH = 52

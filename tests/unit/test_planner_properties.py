@@ -1,0 +1,86 @@
+"""Invariants of the planner under random sequences of events: clocks, readiness, bundle
+changes, commands, pauses and analysis verdicts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ftrelease.rollout.planner import StageVerdict
+from ftrelease.rollout.types import ABORT, APPROVE, RETRY
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.rollout_world import World, spec_with, with_bundle_version
+
+BASE = spec_with(**{"serving.replicas": 4})
+BUNDLES = [BASE, *(with_bundle_version(BASE, v) for v in ("v2", "v3", "v4"))]
+
+actions = st.one_of(
+    st.tuples(st.just("advance"), st.sampled_from([1, 20, 61, 700])),
+    st.tuples(st.just("bundle"), st.integers(0, len(BUNDLES) - 1)),
+    st.tuples(st.just("unready"), st.booleans()),
+    st.tuples(st.just("command"), st.sampled_from([ABORT, APPROVE, RETRY])),
+    st.tuples(st.just("pause"), st.booleans()),
+    st.tuples(st.just("verdict"), st.sampled_from(["pass", "wait", "fail"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(actions, min_size=1, max_size=40))
+def test_planner_invariants(steps):
+    world = World(BUNDLES[0])
+    verdict = StageVerdict()
+    for action, value in steps:
+        commands = None
+        if action == "advance":
+            world.now += timedelta(seconds=value)
+        elif action == "bundle":
+            world.spec = BUNDLES[value].model_copy(update={"paused": world.spec.paused})
+        elif action == "unready":
+            # The candidate's pods (if any) stop or start being ready.
+            candidate = world.status.candidate_revision
+            if candidate and value:
+                world.unready.add(candidate)
+            else:
+                world.unready.clear()
+        elif action == "command":
+            commands = {value: ""}
+        elif action == "pause":
+            world.spec = world.spec.model_copy(update={"paused": value})
+        else:
+            verdict = {
+                "pass": StageVerdict(),
+                "wait": StageVerdict(passed=False, reason="waiting"),
+                "fail": StageVerdict(passed=False, failed=True, reason="worse"),
+            }[value]
+        observed = world.observed()
+        before_phase = world.status.phase
+        decision = world.step(commands=commands, verdict=verdict)
+        route = decision.route
+        stable = decision.status.stable_revision
+
+        if route is not None:
+            # Weights always sum to 100, each within 0..100.
+            assert sum(w for _, w in route.weights) == 100
+            assert all(0 <= w <= 100 for _, w in route.weights)
+            # Traffic (weighted or mirrored) never goes to a revision that is not Available,
+            # except the stable one, which is all there is to fall back on.
+            for revision in route.revisions:
+                if revision != stable and (
+                    route.weight_of(revision) or route.mirror_to == revision
+                ):
+                    assert observed.ready(revision, 1), (revision, route, observed)
+        # A rollback is always one route write: all traffic to stable, in this one decision.
+        if decision.status.phase == "RolledBack" and before_phase in (
+            "Shadow",
+            "Progressing",
+            "Pending",
+            "Paused",
+        ):
+            assert route is not None and route.weights == ((stable, 100),)
+            assert route.mirror_to is None
+        # The stable revision is never deleted, nor the candidate.
+        assert stable not in decision.delete
+        assert decision.status.candidate_revision not in decision.delete
+        # Status stays what the CRD accepts.
+        assert len(decision.status.retired) <= world.spec.strategy.revision_history_limit
