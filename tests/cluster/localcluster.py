@@ -130,6 +130,30 @@ class LocalCluster:
         self._write_kubeconfig(path, user, pair)
         return path
 
+    def kubeconfig_for_service_account(self, namespace: str, name: str) -> Path:
+        """A kubeconfig with a real token of the ServiceAccount (TokenRequest API), so a local
+        process runs with exactly that ServiceAccount's RBAC, as its pod would."""
+        token = self.kubectl(
+            "create", "token", name, "-n", namespace, "--duration=4h"
+        ).stdout.strip()
+        path = self.workdir / f"kubeconfig-sa-{namespace}-{name}"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_cert)},
+                }
+            ],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": name}}],
+            "current-context": "local",
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
     def health(self) -> bool:
         with httpx.Client(verify=self._ssl_context()) as client:
             return client.get(f"{self.server}/readyz", timeout=5).status_code == 200
@@ -260,6 +284,9 @@ class LocalCluster:
                 f"--service-account-private-key-file={self._sa.key}",
                 f"--root-ca-file={self.ca_cert}",
                 "--use-service-account-credentials=false",
+                # A busy 2-core machine can delay KWOK's heartbeats; a NotReady node would mark every
+                # pod on it unready, and KWOK does not mark them ready again.
+                "--node-monitor-grace-period=10m",
                 f"--cert-dir={self.workdir / 'pki' / 'kcm'}",
             ],
         )
@@ -288,6 +315,7 @@ class LocalCluster:
                 str(self.bin_dir / "kwok"),
                 f"--kubeconfig={self.kubeconfig}",
                 "--manage-all-nodes=false",
+                "--node-lease-duration-seconds=40",  # KWOK renews node leases: the nodes stay Ready
                 f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
                 "--cidr=10.244.0.1/16",  # pod IPs recorded in EndpointSlices; no traffic goes there
                 "--node-ip=10.240.0.1",
@@ -336,17 +364,18 @@ class LocalCluster:
     def _install_crds(self, timeout: float) -> None:
         """Gateway API standard channel (server-side: the HTTPRoute CRD is too large for the
         last-applied annotation), then this project's CRDs from crds/."""
-        crd_dirs = [self.bin_dir.parent / "gateway-api", REPO_ROOT / "crds"]
-        for directory in crd_dirs:
-            if any(directory.glob("*.yaml")):
-                self.kubectl(
-                    "apply",
-                    "--server-side",
-                    "--force-conflicts",
-                    "--field-manager=ftrelease-harness",
-                    "-f",
-                    str(directory),
-                )
+        files = sorted((self.bin_dir.parent / "gateway-api").glob("*.yaml"))
+        files += sorted(
+            p for p in (REPO_ROOT / "crds").glob("*.yaml") if p.name != "kustomization.yaml"
+        )
+        args = [arg for path in files for arg in ("-f", str(path))]
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=ftrelease-harness",
+            *args,
+        )
         self.kubectl(
             "wait", "--for=condition=Established", "crd", "--all", f"--timeout={int(timeout)}s"
         )

@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ftrelease.api.models import API_VERSION, KIND
 from ftrelease.api.validation import Problem
+from ftrelease.api.wire import apply_patch_text
 
 FIELD_MANAGER = "kubectl-finetune"
 _TYPED_PATCH_ERROR = re.compile(
@@ -47,18 +48,6 @@ class ServerDryRun:
         except ApiException as exc:
             return problems_from_status(exc)
         return []
-
-
-# Characters YAML 1.2 does not allow unescaped (C0/C1 controls, DEL, U+FFFE/U+FFFF).
-_NOT_YAML_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
-
-
-def apply_patch_text(body: dict[str, Any]) -> str:
-    """JSON for an apply patch, which the apiserver decodes as YAML. The client's own encoder
-    escapes characters beyond the BMP as surrogate pairs, which that decoder refuses; so write
-    them as they are and escape only what YAML cannot carry raw."""
-    text = json.dumps(body, ensure_ascii=False)
-    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def problems_from_status(exc: ApiException) -> list[Problem]:

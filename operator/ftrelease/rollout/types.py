@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ftrelease.api.models import Bundle, FineTuneReleaseStatus
+from ftrelease.api.route import Route
 
 # Commands are annotations on the FineTuneRelease, set by `kubectl finetune abort|approve|retry`.
 COMMAND_PREFIX = "finetune.dev/"
@@ -13,36 +14,6 @@ ABORT = COMMAND_PREFIX + "abort"
 APPROVE = COMMAND_PREFIX + "approve"
 RETRY = COMMAND_PREFIX + "retry"
 COMMANDS = (ABORT, APPROVE, RETRY)
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where live traffic goes: percent per revision (summing to 100), and an optional mirror of
-    requests to one revision. `None` weights for a revision means it is not a backend at all."""
-
-    weights: tuple[tuple[str, int], ...]
-    mirror_to: str | None = None
-    mirror_percent: int = 0
-
-    @staticmethod
-    def only(revision: str) -> Route:
-        return Route(weights=((revision, 100),))
-
-    @staticmethod
-    def split(stable: str, candidate: str, weight: int, mirror: int = 0) -> Route:
-        return Route(
-            weights=((stable, 100 - weight), (candidate, weight)),
-            mirror_to=candidate if mirror else None,
-            mirror_percent=mirror,
-        )
-
-    def weight_of(self, revision: str) -> int:
-        return dict(self.weights).get(revision, 0)
-
-    @property
-    def revisions(self) -> set[str]:
-        found = {r for r, _ in self.weights}
-        return found | ({self.mirror_to} if self.mirror_to else set())
 
 
 @dataclass(frozen=True)

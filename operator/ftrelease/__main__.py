@@ -1,0 +1,75 @@
+"""`python -m ftrelease` / `finetune-release-operator`: runs the operator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .operator.config import CONFIG
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="finetune-release-operator",
+        description="Rolls out FineTuneReleases: stages, judgment, promotion and rollback.",
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=CONFIG.interval,
+        help="seconds between resyncs of every release (default %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=CONFIG.metrics_port,
+        help="port for /metrics; 0 disables (default %(default)s)",
+    )
+    parser.add_argument("--metrics-address", default=CONFIG.metrics_address)
+    parser.add_argument(
+        "--liveness-port",
+        type=int,
+        default=CONFIG.liveness_port,
+        help="port for /healthz; 0 disables (default %(default)s)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    CONFIG.namespaces = args.namespace
+    CONFIG.interval = args.interval
+    CONFIG.metrics_port = args.metrics_port
+    CONFIG.metrics_address = args.metrics_address
+    CONFIG.liveness_port = args.liveness_port
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    import kopf
+
+    from .operator import handlers  # noqa: F401  (registers the handlers)
+
+    liveness = (
+        f"http://{args.metrics_address}:{args.liveness_port}/healthz"
+        if args.liveness_port
+        else None
+    )
+    kopf.run(
+        standalone=True,  # one replica (Recreate): no peering objects needed
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

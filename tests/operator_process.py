@@ -1,0 +1,69 @@
+"""The operator as a real local process (python -m ftrelease), for e2e tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.cluster.processes import ManagedProcess, free_port, wait_until
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, workdir: Path, interval: float = 0.5) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.interval = interval
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        self.process: ManagedProcess | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "operator.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        self.process = ManagedProcess(
+            "operator",
+            [
+                sys.executable,
+                "-m",
+                "ftrelease",
+                f"--interval={self.interval}",
+                f"--metrics-port={self.metrics_port}",
+                "--metrics-address=127.0.0.1",
+                f"--liveness-port={self.liveness_port}",
+            ],
+            self.log_path,
+            env={"KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"},
+        )
+        self.process.start()
+
+        def healthy() -> bool:
+            self.process.check_running()
+            return (
+                httpx.get(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2).status_code
+                == 200
+            )
+
+        wait_until("operator /healthz", healthy, timeout=60)
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash or an OOM kill."""
+        assert self.process is not None
+        self.process.kill()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def log_tail(self) -> str:
+        return self.process.log_tail(60) if self.process else self.log_path.read_text()[-5000:]
