@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 
 from .operator.config import CONFIG
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
+    # `kill -USR1 <pid>` prints every thread's stack: how to see where a stuck operator waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     CONFIG.namespaces = args.namespace
     CONFIG.interval = args.interval
     CONFIG.metrics_port = args.metrics_port
