@@ -115,6 +115,19 @@ class Releases:
             raise TimeoutError(f"{exc}; last status: {found}") from None
         return found
 
+    def wait_route(self, name: str, expected: tuple, timeout: float = 30) -> None:
+        """Rollbacks write status first, then the route: wait for the route to follow."""
+        seen: list[Any] = []
+
+        def matches() -> bool:
+            seen[:] = [self.route_state(name)]
+            return seen[0] == expected
+
+        try:
+            wait_until(f"{name}: route {expected}", matches, timeout, interval=0.2)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; route is {seen}") from None
+
     def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
         return self.wait(name, f"phase {phase}", lambda s: s.get("phase") == phase, timeout)
 

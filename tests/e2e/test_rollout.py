@@ -3,6 +3,8 @@ moves an HTTPRoute through the stages while KWOK makes the Deployments Available
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -127,7 +129,11 @@ def test_bundle_changes_supersede_and_revert_without_new_objects(releases: Relea
     status = releases.wait(
         NAME,
         "v4 in shadow",
-        lambda s: s.get("phase") == "Shadow" and s.get("candidateRevision") not in (None, third),
+        lambda s: (
+            s.get("phase") == "Shadow"
+            and s.get("candidateRevision") not in (None, third)
+            and s["stage"].get("startedAt")
+        ),
     )
     fourth = status["candidateRevision"]
     assert status["stage"]["name"] == "shadow"
@@ -141,7 +147,7 @@ def test_bundle_changes_supersede_and_revert_without_new_objects(releases: Relea
     status = releases.wait_phase(NAME, "RolledBack")
     assert status["stableRevision"] == second
     assert "candidateRevision" not in status
-    assert releases.route_state(NAME) == (((second, 100),), None, 0)
+    releases.wait_route(NAME, (((second, 100),), None, 0))
     assert releases.revisions(NAME) <= before
     ready = {c["type"]: c["status"] for c in status["conditions"]}
     assert ready["Ready"] == "True"
@@ -209,7 +215,9 @@ def test_apiserver_restart_resumes_the_stage(installed, releases, operator):
     )
 
 
-def test_abort_command_rolls_back_and_a_rejected_spec_leaves_the_rollout_untouched(releases):
+def test_abort_command_rolls_back_and_a_rejected_spec_leaves_the_rollout_untouched(
+    installed, releases
+):
     doc = release_doc(stage_seconds=60)
     stable = promoted_first(releases, doc)
     releases.patch(NAME, new_version("v2"))
@@ -230,13 +238,35 @@ def test_abort_command_rolls_back_and_a_rejected_spec_leaves_the_rollout_untouch
     assert releases.status(NAME)["stage"] == status["stage"]
 
     # kubectl finetune abort: all traffic back on stable, the candidate kept warm, then zero.
-    releases.patch(
-        NAME, {"metadata": {"annotations": {"finetune.dev/abort": "bad answers in shadow"}}}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftrelease.cli.main",
+            "abort",
+            NAME,
+            "-n",
+            releases.namespace,
+            "--reason",
+            "bad answers in shadow",
+            "--kubeconfig",
+            str(installed.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    assert result.returncode == 0, result.stderr
     status = releases.wait_phase(NAME, "RolledBack")
     assert "bad answers in shadow" in status["message"]
-    assert releases.route_state(NAME) == (((stable, 100),), None, 0)
-    assert "finetune.dev/abort" not in (releases.get(NAME)["metadata"].get("annotations") or {})
+    releases.wait_route(NAME, (((stable, 100),), None, 0))
+    wait_until(
+        "the operator removes the handled command",
+        lambda: (
+            "finetune.dev/abort" not in (releases.get(NAME)["metadata"].get("annotations") or {})
+        ),
+        10,
+    )
     assert ("RolledBack", status["message"]) in releases.events(NAME)
     wait_until(
         "candidate scaled to zero",
@@ -250,6 +280,23 @@ def test_abort_command_rolls_back_and_a_rejected_spec_leaves_the_rollout_untouch
     )
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftrelease.cli.main",
+            "status",
+            NAME,
+            "-n",
+            releases.namespace,
+            "--kubeconfig",
+            str(installed.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "RolledBack" in shown.stdout and "bad answers in shadow" in shown.stdout
 
 
 def test_deleting_a_release_removes_everything_it_owns(releases: Releases):

@@ -2,6 +2,10 @@
 
 validate FILE...   check releases offline (and with --server, by a server-side dry run)
 revision FILE...   print each release's revision (the digest of its bundle)
+status NAME        phase, stage, analysis and history of a release
+abort NAME         roll back to stable now; retry NAME rolls a rolled-back bundle out again
+approve NAME       approve the current manual stage
+pause NAME, resume NAME
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 from ftrelease.api.revision import revision_of
 from ftrelease.api.validation import Problem, is_release, validate_release
 
+from .control import add_commands
 from .documents import Document, UnreadableInput, read_documents
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
@@ -82,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
     p_revision = sub.add_parser("revision", help="print each release's revision")
     p_revision.add_argument("files", nargs="+", metavar="FILE")
     p_revision.set_defaults(func=revision)
+    add_commands(sub)
     return top
 
 

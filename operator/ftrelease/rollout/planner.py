@@ -197,7 +197,8 @@ class _Planner:
             self.set_phase("Pending", f"waiting for revision {self.revision} to become Available")
             self.requeue(2)
             return
-        self.decision.route = Route.only(self.revision)
+        if not self.route_in_place(Route.only(self.revision), "routing all traffic to it"):
+            return
         self.history(self.revision, "Promoted", "first revision", self.st.candidate_since)
         self.promoted(f"first revision {self.revision} serves all traffic")
 
@@ -308,6 +309,9 @@ class _Planner:
             )
             return
 
+        if index == len(stages) - 1 and self.observed.route == Route.only(candidate):
+            self.promote(stable)  # the promotion's route write is in place: finish it
+            return
         desired = Route.split(stable, candidate, stage.weight or 0, stage.mirror or 0)
         self.decision.route = desired
         phase = "Shadow" if stage.mirror else "Progressing"
@@ -350,10 +354,21 @@ class _Planner:
             return Route.only(stable)
         return route
 
+    def route_in_place(self, route: Route, doing: str) -> bool:
+        """Asks for `route`; True once it is observed in place. A phase that says where traffic
+        is (Promoted) is only claimed once the route says so too."""
+        self.decision.route = route
+        if self.observed.route == route:
+            return True
+        self.st.message = f"{self.st.candidate_revision}: {doing}"
+        self.requeue(1)
+        return False
+
     def promote(self, stable: str) -> None:
         """The route flips to the candidate; its pods are neither restarted nor copied."""
         candidate = self.revision
-        self.decision.route = Route.only(candidate)
+        if not self.route_in_place(Route.only(candidate), "promoting: all traffic to it"):
+            return
         self.retire(stable, self.spec.strategy.scale_down_delay)
         self.history(candidate, "Promoted", "all stages passed", self.st.candidate_since)
         self.promoted(
@@ -395,7 +410,8 @@ class _Planner:
             self.set_phase("Pending", f"scaling retained revision {target} back up to roll back")
             self.requeue(2)
             return
-        self.decision.route = Route.only(target)
+        if not self.route_in_place(Route.only(target), "rolling back: all traffic to it"):
+            return
         self.retire(stable, self.spec.strategy.abort_scale_down_delay)
         self.history(
             target,

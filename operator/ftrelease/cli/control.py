@@ -1,0 +1,125 @@
+"""Commands for a running release: abort, approve, retry, pause, resume, status. abort, approve
+and retry set an annotation that the operator acts on and removes; pause and resume set
+spec.paused (a spec change, so GitOps tools see the drift)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kubernetes import config
+from kubernetes.client import CustomObjectsApi
+from rich.console import Console
+from rich.table import Table
+
+from ftrelease.api.models import GROUP, PLURAL, VERSION, FineTuneReleaseStatus
+from ftrelease.rollout.types import ABORT, APPROVE, RETRY
+
+
+class Releases:
+    def __init__(self, args: argparse.Namespace) -> None:
+        api = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
+        self.api = CustomObjectsApi(api)
+        _, current = config.list_kube_config_contexts(config_file=args.kubeconfig)
+        self.namespace = args.namespace or current.get("context", {}).get("namespace", "default")
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def patch(self, name: str, body: dict[str, Any]) -> None:
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, body)
+
+
+def _request(args: argparse.Namespace, command: str, value: str) -> int:
+    Releases(args).patch(args.name, {"metadata": {"annotations": {command: value}}})
+    print(
+        f"{args.name}: {command.split('/')[-1]} requested; `kubectl finetune status "
+        f"{args.name}` shows when the operator acted"
+    )
+    return 0
+
+
+def abort(args: argparse.Namespace) -> int:
+    return _request(args, ABORT, args.reason)
+
+
+def approve(args: argparse.Namespace) -> int:
+    return _request(args, APPROVE, args.stage)
+
+
+def retry(args: argparse.Namespace) -> int:
+    return _request(args, RETRY, "retry")
+
+
+def set_paused(paused: bool):
+    def run(args: argparse.Namespace) -> int:
+        Releases(args).patch(args.name, {"spec": {"paused": paused}})
+        print(f"{args.name}: {'paused' if paused else 'resumed'}")
+        return 0
+
+    return run
+
+
+def status(args: argparse.Namespace) -> int:
+    body = Releases(args).get(args.name)
+    st = FineTuneReleaseStatus.model_validate(body.get("status") or {})
+    console = Console(soft_wrap=True)  # long messages stay on one line, greppable
+    console.print(
+        f"[bold]{args.name}[/bold]  phase [bold]{st.phase or '-'}[/bold]  "
+        f"stable {st.stable_revision or '-'}  candidate {st.candidate_revision or '-'}"
+    )
+    if st.message:
+        console.print(st.message)
+    if st.stage:
+        share = f"mirror {st.stage.mirror}%" if st.stage.mirror else f"weight {st.stage.weight}%"
+        started = (
+            st.stage.started_at.isoformat() if st.stage.started_at else "not yet (route moving)"
+        )
+        console.print(f"stage {st.stage.index}: {st.stage.name}, {share}, started {started}")
+    if st.analysis:
+        table = Table("metric", "outcome", "candidate", "stable", "evidence", "samples", "message")
+        for r in st.analysis:
+            table.add_row(
+                r.metric,
+                r.outcome,
+                _num(r.value),
+                _num(r.stable_value),
+                _num(r.evidence),
+                str(r.samples or ""),
+                r.message or "",
+            )
+        console.print(table)
+    if st.history:
+        table = Table("revision", "outcome", "reason", "finished")
+        for h in st.history[:10]:
+            table.add_row(
+                h.revision, h.outcome, h.reason, h.finished_at.isoformat() if h.finished_at else ""
+            )
+        console.print(table)
+    return 0
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    def command(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text)
+        parser.add_argument("name", help="the FineTuneRelease")
+        parser.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+        parser.add_argument("--kubeconfig")
+        parser.add_argument("--context")
+        parser.set_defaults(func=func)
+        return parser
+
+    command("abort", "roll back to stable now (one route write)", abort).add_argument(
+        "--reason", default="", help="recorded in status and the Event"
+    )
+    command("approve", "approve the current manual stage", approve).add_argument(
+        "--stage", default="", help="approve only if this is the current stage"
+    )
+    command("retry", "roll a rolled-back or gated bundle out again from the first stage", retry)
+    command("pause", "hold the rollout where it is", set_paused(True))
+    command("resume", "let a paused rollout go on", set_paused(False))
+    command("status", "phase, stage, analysis and history", status)
