@@ -12,6 +12,7 @@ from ftrelease.api.revision import revision_of
 from ftrelease.api.validation import validate_release
 from kubernetes.client.rest import ApiException
 
+from tests.api_cases import load_example
 from tests.cluster.localcluster import REPO_ROOT
 from tests.cluster.processes import wait_until
 from tests.e2e.conftest import Releases, new_version, release_doc
@@ -356,3 +357,34 @@ def test_operator_metrics_count_transitions(releases, operator):
     text = operator.metrics()
     line = f'ftrelease_releases{{namespace="{releases.namespace}",phase="Promoted",release="{NAME}"}} 1.0'
     assert line in text
+
+
+def test_replicas_provider_splits_by_replica_count_behind_one_service(releases: Releases):
+    doc = load_example("classifier-replicas.yaml")
+    doc["spec"]["strategy"]["stages"] = [
+        {"name": "quarter", "weight": 25, "duration": "20s"},
+        {"name": "all", "weight": 100},
+    ]
+    name = doc["metadata"]["name"]
+    releases.create(doc)
+    stable = releases.wait_phase(name, "Promoted")["stableRevision"]
+    service = releases.core.read_namespaced_service(name, releases.namespace)
+    assert service.spec.selector == {"finetune.dev/release": name}
+
+    releases.patch(name, new_version("v22"))
+    status = releases.wait(name, "quarter", lambda s: (s.get("stage") or {}).get("startedAt"))
+    candidate = status["candidateRevision"]
+
+    def replicas(revision: str) -> int:
+        return releases.apps.read_namespaced_deployment(
+            f"{name}-{revision}", releases.namespace
+        ).spec.replicas
+
+    assert (replicas(stable), replicas(candidate)) == (3, 1)
+    assert len(releases.pod_uids(name, candidate)) == 1
+    releases.wait(name, "promoted", lambda s: s.get("stableRevision") == candidate, timeout=60)
+    wait_until(
+        "all pods on the new revision",
+        lambda: (replicas(stable), replicas(candidate)) == (0, 4),
+        30,
+    )

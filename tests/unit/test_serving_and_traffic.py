@@ -1,0 +1,90 @@
+"""The objects a revision is served with, and how routes are written and read back."""
+
+from __future__ import annotations
+
+import json
+
+from ftrelease.api.models import FineTuneRelease
+from ftrelease.api.ownership import ReleaseRef
+from ftrelease.api.route import Route
+from ftrelease.serving.objects import revision_objects
+from ftrelease.traffic.routers import ROUTERS
+
+from tests.api_cases import load_example
+
+REF = ReleaseRef("support-bot", "ml", "uid-1")
+
+
+def spec(example: str = "support-bot-adapter-vllm.yaml"):
+    return FineTuneRelease.model_validate(load_example(example)).spec
+
+
+def by_kind(objects):
+    return {o["kind"]: o for o in objects}
+
+
+def test_vllm_adapter_is_a_lora_module_named_as_clients_ask_for_it():
+    s = spec()
+    objects = by_kind(revision_objects(REF, "abc1234567", s, s.bundle, 2, "candidate"))
+    deployment = objects["Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--enable-lora" in container["args"]
+    assert (
+        "--lora-modules=support-bot=/models/pvc-models/support-bot/adapters/v8" in container["args"]
+    )
+    assert "--model=/models/pvc-models/llama-3.1-8b" in container["args"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "pvc-models",
+        "persistentVolumeClaim": {"claimName": "models", "readOnly": True},
+    } in volumes
+    assert deployment["metadata"]["name"] == "support-bot-abc1234567"
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    # Pod labels do not carry the role: promotion must not restart pods.
+    assert "finetune.dev/role" not in deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["metadata"]["labels"]["finetune.dev/role"] == "candidate"
+
+
+def test_builtin_merged_model_gets_its_digest_and_the_bundle_mounted():
+    s = spec("summarizer-merged-builtin.yaml")
+    objects = by_kind(revision_objects(REF, "abc1234567", s, s.bundle, 3, "stable"))
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "ftrelease.modelserver"]
+    assert f"--merged-digest={s.bundle.artifact.digest}" in container["args"]
+    assert "--bundle=/etc/finetune/bundle.json" in container["args"]
+    assert {"name": "bundle", "mountPath": "/etc/finetune", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    document = json.loads(objects["ConfigMap"]["data"]["bundle.json"])
+    assert document["bundle"]["prompt"]["system"] == s.bundle.prompt.system
+    assert objects["Service"]["spec"]["selector"] == {
+        "finetune.dev/release": "support-bot",
+        "finetune.dev/revision": "abc1234567",
+    }
+
+
+def test_gateway_route_round_trips_weights_mirror_and_matches():
+    s = spec()
+    router = ROUTERS["gateway-api"]
+    route = Route.split("aaa", "bbb", 0, mirror=100)
+    obj = router.route_object(REF, s, route, s.bundle.routing.matches)
+    rule = obj["spec"]["rules"][0]
+    assert obj["spec"]["parentRefs"] == [{"name": "inference", "namespace": "gateway-system"}]
+    assert rule["matches"][0]["headers"][0] == {
+        "type": "Exact",
+        "name": "x-tenant",
+        "value": "acme",
+    }
+    assert rule["filters"][0]["requestMirror"]["percent"] == 100
+    assert router.read_route(REF, obj) == route
+
+
+def test_replicas_route_is_one_service_over_every_revision():
+    s = spec("classifier-replicas.yaml")
+    router = ROUTERS["replicas"]
+    route = Route.split("aaa", "bbb", 25)
+    obj = router.route_object(REF, s, route, [])
+    assert obj["kind"] == "Service"
+    assert obj["spec"]["selector"] == {"finetune.dev/release": "support-bot"}
+    assert router.read_route(REF, obj) == route
