@@ -1,0 +1,66 @@
+"""The server's Prometheus metrics. Every series carries the release, revision, model name and
+adapter, so the analysis templates (ftrelease.analysis) can compare candidate and stable."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LABELS = ["release", "revision", "model", "adapter"]
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+
+
+class ServerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "finetune_requests", "Requests by HTTP status code.", [*LABELS, "code"], registry=r
+        )
+        self.duration = Histogram(
+            "finetune_request_duration_seconds",
+            "End-to-end request latency.",
+            LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.first_token = Histogram(
+            "finetune_time_to_first_token_seconds",
+            "Time to the first generated token.",
+            LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.prompt_tokens = Counter("finetune_prompt_tokens", "Prompt tokens.", LABELS, registry=r)
+        self.generated_tokens = Counter(
+            "finetune_generated_tokens", "Generated tokens.", LABELS, registry=r
+        )
+        self.format_invalid = Counter(
+            "finetune_format_invalid",
+            "Responses that break the declared output format.",
+            LABELS,
+            registry=r,
+        )
+        self.format_checked = Counter(
+            "finetune_format_checked",
+            "Responses checked against a declared output format.",
+            LABELS,
+            registry=r,
+        )
+        self.refusals = Counter(
+            "finetune_refusals", "Responses matching a refusal pattern.", LABELS, registry=r
+        )
+        self.batch_rows = Histogram(
+            "finetune_batch_rows",
+            "Requests decoded together.",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
+        self.batch_adapters = Histogram(
+            "finetune_batch_adapters",
+            "Distinct adapters in one decoding batch.",
+            buckets=(1, 2, 4, 8, 16, 32),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "finetune_requests_in_flight", "Requests being served.", LABELS, registry=r
+        )

@@ -1,0 +1,270 @@
+"""The builtin model server as real processes on tiny models made at test time."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from ftrelease.modelserver.digest import artifact_digest
+
+from tests.modelserver.conftest import write_bundle
+
+pytestmark = pytest.mark.serve
+
+PROMPTS = ["the support assistant", "refunds take", "hello, how can", "please return the"]
+
+
+def test_base_and_each_adapter_answer_differently(tiny, servers):
+    server = servers(
+        f"--base={tiny.base}",
+        f"--adapter={tiny.adapters[0]}",
+        "--model-name=bot-a",
+        f"--adapter-digest={artifact_digest(tiny.adapters[0])}",
+    )
+    loaded = server.client.post(
+        "/v1/load_lora_adapter", json={"lora_name": "bot-b", "lora_path": str(tiny.adapters[1])}
+    )
+    assert loaded.status_code == 200, loaded.text
+    names = {m["id"] for m in server.client.get("/v1/models").json()["data"]}
+    assert names == {"bot-a", "bot-b", "base"}
+    for prompt in PROMPTS[:2]:
+        texts = {name: server.text(name, prompt) for name in ("base", "bot-a", "bot-b")}
+        assert all(texts.values())
+        assert len(set(texts.values())) == 3, texts
+
+
+def test_merged_model_equals_base_plus_adapter(tiny, servers):
+    import torch
+    from ftrelease.modelserver.engine import load_model, load_tokenizer
+    from peft import PeftModel
+
+    out = tiny.merged()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftrelease.modelserver.merge",
+            f"--base={tiny.base}",
+            f"--adapter={tiny.adapters[0]}",
+            f"--out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    digest = result.stdout.strip().splitlines()[-1]
+    assert digest == artifact_digest(out)
+    assert (out / "model.safetensors").exists()
+
+    # Logits agree within 1e-4 (float32 rounding of the folded weights).
+    tokenizer = load_tokenizer(tiny.base)
+    ids = tokenizer(PROMPTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        adapted = PeftModel.from_pretrained(load_model(tiny.base), str(tiny.adapters[0])).eval()
+        expected = adapted(**ids).logits
+        merged = load_model(out)(**ids).logits
+    assert torch.max(torch.abs(expected - merged)).item() < 1e-4
+
+    merged_server = servers(f"--merged={out}", f"--merged-digest={digest}", "--model-name=bot")
+    adapter_server = servers(
+        f"--base={tiny.base}", f"--adapter={tiny.adapters[0]}", "--model-name=bot"
+    )
+    for prompt in PROMPTS:
+        assert merged_server.text("bot", prompt, 16) == adapter_server.text("bot", prompt, 16)
+
+
+def test_digest_mismatch_keeps_the_server_unready(tiny, servers):
+    wrong = "sha256:" + "0" * 64
+    server = servers(
+        f"--base={tiny.base}",
+        f"--adapter={tiny.adapters[0]}",
+        "--model-name=bot",
+        f"--adapter-digest={wrong}",
+        wait_ready=False,
+    )
+    response = server.client.get("/ready")
+    assert response.status_code == 503
+    assert "digest mismatch" in response.json()["reason"]
+    assert wrong in response.json()["reason"]
+    refused = server.client.post("/v1/completions", json={"model": "bot", "prompt": "hi"})
+    assert refused.status_code == 503
+    assert server.client.get("/health").status_code == 200  # alive, just not ready
+
+
+def test_runtime_load_and_unload_with_digests(tiny, servers):
+    server = servers(f"--base={tiny.base}", "--model-name=base-only")
+    wrong = server.client.post(
+        "/v1/load_lora_adapter",
+        json={"lora_name": "x", "lora_path": str(tiny.adapters[2]), "digest": "sha256:" + "1" * 64},
+    )
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["code"] == "digest_mismatch"
+    ok = server.client.post(
+        "/v1/load_lora_adapter",
+        json={
+            "lora_name": "x",
+            "lora_path": str(tiny.adapters[2]),
+            "digest": artifact_digest(tiny.adapters[2]),
+        },
+    )
+    assert ok.status_code == 200, ok.text
+    assert server.text("x", "hello") != server.text("base-only", "hello")
+    assert server.client.post("/v1/unload_lora_adapter", json={"lora_name": "x"}).status_code == 200
+    gone = server.client.post("/v1/completions", json={"model": "x", "prompt": "hello"})
+    assert gone.status_code == 404
+    assert "x" not in {m["id"] for m in server.client.get("/v1/models").json()["data"]}
+
+
+def test_mixed_adapter_batching_gives_the_same_tokens_as_one_at_a_time(tiny, servers):
+    server = servers(
+        f"--base={tiny.base}",
+        f"--adapter={tiny.adapters[0]}",
+        "--model-name=a0",
+        "--max-batch=16",
+        "--batch-wait-ms=100",
+    )
+    for i, path in enumerate(tiny.adapters[1:], start=1):
+        assert (
+            server.client.post(
+                "/v1/load_lora_adapter", json={"lora_name": f"a{i}", "lora_path": str(path)}
+            ).status_code
+            == 200
+        )
+    jobs = [(f"a{i % 8}", PROMPTS[i % len(PROMPTS)]) for i in range(16)]
+    alone = {job: server.text(*job, max_tokens=10) for job in set(jobs)}
+    rows_before = server.metric("finetune_batch_rows_sum")
+    batches_before = server.metric("finetune_batch_rows_count")
+    with ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(lambda job: server.text(*job, max_tokens=10), jobs))
+    assert together == [alone[job] for job in jobs]
+    # They really went through shared forward passes, mixing adapters.
+    rows = server.metric("finetune_batch_rows_sum") - rows_before
+    batches = server.metric("finetune_batch_rows_count") - batches_before
+    assert rows == 16 and batches < 16
+    assert server.metric("finetune_batch_adapters_bucket", le="1.0") < server.metric(
+        "finetune_batch_adapters_count"
+    )
+
+
+def test_format_and_refusal_counters_follow_the_outputs(tiny, servers, tmp_path):
+    probe = servers(f"--base={tiny.base}", "--model-name=m")
+    first, second = (probe.text("m", p, 8) for p in PROMPTS[:2])
+    assert first != second
+    # A refusal pattern crafted to match the first prompt's answer and not the second's.
+    pattern = re.escape(first)
+    bundle = write_bundle(
+        tmp_path / "bundle.json", {"type": "regex", "pattern": re.escape(second.strip())}
+    )
+    server = servers(
+        f"--base={tiny.base}",
+        "--model-name=m",
+        f"--bundle={bundle}",
+        f"--refusal-pattern={pattern}",
+        "--release=bot",
+        "--revision=r1",
+    )
+    for _ in range(3):
+        server.text("m", PROMPTS[0], 8)
+    server.text("m", PROMPTS[1], 8)
+    labels = {"release": "bot", "revision": "r1", "model": "m", "adapter": "__base__"}
+    assert server.metric("finetune_requests_total", code="200", **labels) == 4
+    assert server.metric("finetune_refusals_total", **labels) == 3
+    assert server.metric("finetune_format_checked_total", **labels) == 4
+    assert server.metric("finetune_format_invalid_total", **labels) == 3  # only the second matches
+    assert server.metric("finetune_generated_tokens_total", **labels) == 32
+
+
+def test_bad_input_gets_openai_errors_and_the_server_keeps_serving(tiny, servers):
+    server = servers(
+        f"--base={tiny.base}", "--model-name=m", "--max-tokens-limit=64", "--max-body-bytes=20000"
+    )
+    c = server.client
+
+    def error(response, status):
+        assert response.status_code == status, response.text
+        body = response.json()["error"]
+        assert body["message"] and body["type"]
+        return body
+
+    error(c.post("/v1/completions", content=b"{not json"), 400)
+    assert (
+        error(c.post("/v1/completions", json={"model": "nope", "prompt": "x"}), 404)["code"]
+        == "model_not_found"
+    )
+    assert (
+        error(c.post("/v1/completions", json={"model": "m", "prompt": "hello " * 300}), 400)["code"]
+        == "context_length_exceeded"
+    )
+    assert (
+        error(c.post("/v1/completions", json={"model": "m", "prompt": "x", "max_tokens": 65}), 400)[
+            "param"
+        ]
+        == "max_tokens"
+    )
+    error(
+        c.post(
+            "/v1/completions", content=b"x" * 30000, headers={"content-type": "application/json"}
+        ),
+        413,
+    )
+    error(c.post("/v1/chat/completions", json={"model": "m", "messages": "hi"}), 400)
+
+    def mixed(i: int) -> int:
+        if i % 3 == 0:
+            return c.post("/v1/completions", content=b"{bad").status_code
+        return c.post(
+            "/v1/completions", json={"model": "m", "prompt": PROMPTS[i % 4], "max_tokens": 8}
+        ).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(mixed, range(36)))
+    assert codes.count(400) == 12 and codes.count(200) == 24
+    assert server.metric("finetune_requests_total", code="400") >= 16
+
+
+def test_streaming_chat_matches_the_plain_answer(tiny, servers, tmp_path):
+    bundle = write_bundle(tmp_path / "b.json", system="You are terse.")
+    server = servers(f"--base={tiny.base}", "--model-name=m", f"--bundle={bundle}")
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 10,
+        "temperature": 0,
+    }
+    plain = server.client.post("/v1/chat/completions", json=body).json()
+    assert plain["object"] == "chat.completion"
+    assert plain["usage"]["completion_tokens"] == 10
+    chunks = []
+    with server.client.stream(
+        "POST", "/v1/chat/completions", json={**body, "stream": True}
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunks.append(line[6:])
+    import json
+
+    streamed = "".join(json.loads(c)["choices"][0]["delta"]["content"] for c in chunks)
+    assert streamed == plain["choices"][0]["message"]["content"]
+    # The bundle's system prompt is part of what the model saw.
+    assert (
+        plain["usage"]["prompt_tokens"]
+        > server.complete("m", "<|user|>hello\n<|assistant|>", 1)["usage"]["prompt_tokens"]
+    )
+
+
+def test_samples_are_kept_bounded_and_redacted(tiny, servers):
+    server = servers(
+        f"--base={tiny.base}",
+        "--model-name=m",
+        "--sample-rate=1",
+        "--sample-capacity=3",
+        r"--redact=\b\d{4}-\d{4}\b",
+    )
+    for i in range(5):
+        server.text("m", f"card 1234-567{i} refund", 4)
+    samples = server.client.get("/v1/samples").json()["data"]
+    assert len(samples) == 3
+    assert all("[REDACTED]" in s["prompt"] and "1234" not in s["prompt"] for s in samples)
