@@ -268,3 +268,32 @@ def test_samples_are_kept_bounded_and_redacted(tiny, servers):
     samples = server.client.get("/v1/samples").json()["data"]
     assert len(samples) == 3
     assert all("[REDACTED]" in s["prompt"] and "1234" not in s["prompt"] for s in samples)
+
+
+def test_the_operator_passes_exactly_the_arguments_this_server_takes():
+    from ftrelease.api.models import FineTuneRelease
+    from ftrelease.api.ownership import ReleaseRef
+    from ftrelease.modelserver.__main__ import parser
+    from ftrelease.serving.objects import revision_objects
+    from tests.api_cases import load_example
+
+    for example, artifact in (
+        ("summarizer-merged-builtin.yaml", "merged"),
+        ("classifier-replicas.yaml", "adapter"),
+    ):
+        spec = FineTuneRelease.model_validate(load_example(example)).spec
+        objects = revision_objects(
+            ReleaseRef("r", "ns", "uid"), "0123456789", spec, spec.bundle, 1, "stable"
+        )
+        container = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"][
+            "spec"
+        ]["containers"][0]
+        assert container["command"][-1] == "ftrelease.modelserver"
+        args = parser().parse_args(container["args"])  # exits on any argument it does not take
+        assert args.model_name == spec.bundle.routing.model_name
+        assert args.revision == "0123456789"
+        assert args.port == spec.serving.port
+        if artifact == "merged":
+            assert args.merged_digest == spec.bundle.artifact.digest
+        else:
+            assert args.adapter_digest == spec.bundle.artifact.digest and args.base

@@ -136,6 +136,8 @@ class Server:
                 self.models = {c.model_name: c.model_name, c.base_name: None}
             else:
                 self.models = {c.model_name: None}
+            for name, adapter in self.models.items():
+                self.metrics.prime(self.labels(name, adapter))
             self.ready, self.reason = True, "ready"
             log.info("serving %s", ", ".join(self.models))
         except DigestMismatch as exc:
@@ -362,6 +364,7 @@ def create_app(server: Server) -> FastAPI:
                 raise ApiError(400, str(exc), param="lora_path") from None
             await asyncio.to_thread(server.engine.load_adapter, name, path)
             server.models[name] = name
+            server.metrics.prime(server.labels(name, name))
             return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
         except ApiError as exc:
             return exc.response()

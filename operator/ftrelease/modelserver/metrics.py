@@ -64,3 +64,20 @@ class ServerMetrics:
         self.in_flight = Gauge(
             "finetune_requests_in_flight", "Requests being served.", LABELS, registry=r
         )
+
+    def prime(self, labels: dict[str, str]) -> None:
+        """Creates a model's series at zero before its first request: Prometheus cannot see an
+        increase from a counter's first sample, so one born at 5 would hide those 5 requests."""
+        for code in ("200", "400", "404", "500", "503"):
+            self.requests.labels(**labels, code=code)
+        for metric in (
+            self.duration,
+            self.first_token,
+            self.prompt_tokens,
+            self.generated_tokens,
+            self.format_invalid,
+            self.format_checked,
+            self.refusals,
+            self.in_flight,
+        ):
+            metric.labels(**labels)
