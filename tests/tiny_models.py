@@ -44,16 +44,16 @@ def build_tokenizer(directory: Path):
     return fast
 
 
-def build_base(directory: Path, seed: int = 0) -> Path:
+def build_base(directory: Path, seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tokenizer(directory)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=4,
         max_position_embeddings=256,

@@ -275,6 +275,7 @@ def test_the_operator_passes_exactly_the_arguments_this_server_takes():
     from ftrelease.api.ownership import ReleaseRef
     from ftrelease.modelserver.__main__ import parser
     from ftrelease.serving.objects import revision_objects
+
     from tests.api_cases import load_example
 
     for example, artifact in (

@@ -240,6 +240,7 @@ class Server:
             top_p=float(top_p),
             stop=stop,
             seed=seed if isinstance(seed, int) else None,
+            ignore_eos=body.get("ignore_eos") is True,
         )
 
 

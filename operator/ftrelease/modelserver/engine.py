@@ -1,6 +1,6 @@
 """Loading models (transformers, peft; offline, from local directories) and generating with
 mixed-adapter batching: requests for different LoRA adapters share one forward pass, each row
-choosing its adapter (peft's `adapter_names`), instead of being served one adapter at a time."""
+choosing its adapter (lora_batch.StackedLora), instead of being served one adapter at a time."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-log = logging.getLogger(__name__)
+from .lora_batch import StackedLora
 
-BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+log = logging.getLogger(__name__)
 
 
 def load_tokenizer(directory: str | Path):
@@ -45,6 +45,7 @@ class Request:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    ignore_eos: bool = False  # vLLM's extension: always generate max_tokens (benchmarks)
     loop: asyncio.AbstractEventLoop | None = None
     events: asyncio.Queue | None = (
         None  # ("delta", text) ... then ("done", reason, completion_tokens)
@@ -78,6 +79,7 @@ class Engine:
         self.batch_wait = batch_wait
         self.mixed = mixed
         self.on_batch = on_batch  # (rows, distinct adapters) of each forward batch
+        self.stacked = StackedLora()
         self.lock = threading.Lock()  # the model changes (adapters) only between batches
         self._queue: queue.Queue[Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="engine", daemon=True)
@@ -100,12 +102,14 @@ class Engine:
                     self.model, str(directory), adapter_name=name
                 )
             self.model.eval()
+            self.stacked.install(self.model)
 
     def unload_adapter(self, name: str) -> None:
         with self.lock:
             if not isinstance(self.model, PeftModel) or name not in self.model.peft_config:
                 raise KeyError(name)
             self.model.delete_adapter(name)
+            self.stacked.install(self.model)
 
     @property
     def context_length(self) -> int:
@@ -155,6 +159,14 @@ class Engine:
 
     @torch.inference_mode()
     def _decode(self, batch: list[Request]) -> None:
+        if isinstance(self.model, PeftModel):
+            self.stacked.rows = self.stacked.adapter_rows([r.adapter for r in batch])
+        try:
+            self._decode_rows(batch)
+        finally:
+            self.stacked.rows = None
+
+    def _decode_rows(self, batch: list[Request]) -> None:
         pad = self.tokenizer.pad_token_id
         width = max(len(r.prompt_ids) for r in batch)
         input_ids = torch.tensor(
@@ -164,9 +176,6 @@ class Engine:
             [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in batch]
         )
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        extra: dict[str, Any] = {}
-        if isinstance(self.model, PeftModel):
-            extra["adapter_names"] = [r.adapter or BASE for r in batch]
         generators = [_generator(r.seed) for r in batch]
         eos = self.tokenizer.eos_token_id
         generated: list[list[int]] = [[] for _ in batch]
@@ -180,7 +189,6 @@ class Engine:
                 position_ids=positions,
                 cache=cache,
                 use_cache=True,
-                **extra,
             )
             cache = out.cache
             logits = out.logits[:, -1, :].float()
@@ -193,7 +201,7 @@ class Engine:
                 if request.first_token_at is None:
                     request.first_token_at = time.monotonic()
                 reason = None
-                if token == eos:
+                if token == eos and not request.ignore_eos:
                     reason = "stop"
                 else:
                     generated[i].append(token)
