@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: playground up down test unit e2e lint deps system-deps cluster-binaries crds clean
+.PHONY: playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve clean
 
 playground: up
 
@@ -38,6 +38,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,serve]'
 	touch $@
+
+bench-serve: deps
+	$(PY) bench/serve/run.py
 
 cluster-binaries:
 	bash tests/cluster/build.sh >/dev/null
