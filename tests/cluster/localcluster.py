@@ -127,7 +127,7 @@ class LocalCluster:
             f"user-{user.replace(':', '-')}", common_name=user, organizations=groups
         )
         path = self.workdir / f"kubeconfig-{user.replace(':', '-')}"
-        self._write_kubeconfig(path, user, pair)
+        self._write_kubeconfig(path, user, _cert_credentials(pair))
         return path
 
     def kubeconfig_for_service_account(self, namespace: str, name: str) -> Path:
@@ -137,21 +137,7 @@ class LocalCluster:
             "create", "token", name, "-n", namespace, "--duration=4h"
         ).stdout.strip()
         path = self.workdir / f"kubeconfig-sa-{namespace}-{name}"
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "local",
-                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_cert)},
-                }
-            ],
-            "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": "local", "context": {"cluster": "local", "user": name}}],
-            "current-context": "local",
-        }
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
+        self._write_kubeconfig(path, name, {"token": token})
         return path
 
     def health(self) -> bool:
@@ -183,9 +169,9 @@ class LocalCluster:
             "admin", common_name="admin", organizations=("system:masters",)
         )
         self._sa = write_service_account_keys(pki)
-        self._write_kubeconfig(self.kubeconfig, "admin", self._admin)
+        self._write_kubeconfig(self.kubeconfig, "admin", _cert_credentials(self._admin))
 
-    def _write_kubeconfig(self, path: Path, user: str, pair: CertPair) -> None:
+    def _write_kubeconfig(self, path: Path, user: str, credentials: dict[str, str]) -> None:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -195,12 +181,7 @@ class LocalCluster:
                     "cluster": {"server": self.server, "certificate-authority": str(self.ca_cert)},
                 }
             ],
-            "users": [
-                {
-                    "name": user,
-                    "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)},
-                }
-            ],
+            "users": [{"name": user, "user": credentials}],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
             "current-context": "local",
         }
@@ -391,6 +372,10 @@ class LocalCluster:
             "pids": {name: p.pid for name, p in self.processes.items()},
             "ports": self.ports,
         }
+
+
+def _cert_credentials(pair: CertPair) -> dict[str, str]:
+    return {"client-certificate": str(pair.cert), "client-key": str(pair.key)}
 
 
 def _fake_node(name: str) -> dict:

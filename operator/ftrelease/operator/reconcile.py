@@ -14,12 +14,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ftrelease.api.models import Bundle, FineTuneReleaseSpec, FineTuneReleaseStatus
-from ftrelease.api.ownership import ReleaseRef, object_name
+from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
 from ftrelease.rollout.planner import plan
 from ftrelease.rollout.types import COMMANDS, Decision, Observed, ObservedRevision
 from ftrelease.serving.objects import revision_objects
 from ftrelease.serving.runtimes import BUNDLE_FILE
-from ftrelease.traffic.routers import ROUTERS
+from ftrelease.traffic.routers import ROUTERS, Router
 
 from . import metrics
 from .kube import REVISION_KINDS, Kube, Owned
@@ -27,10 +27,10 @@ from .kube import REVISION_KINDS, Kube, Owned
 log = logging.getLogger(__name__)
 
 
-def observe(ref: ReleaseRef, owned: Owned, router_kind: tuple[str, str]) -> Observed:
+def observe(ref: ReleaseRef, owned: Owned, router: Router) -> Observed:
     revisions = {}
     for name, deployment in owned.deployments.items():
-        revision = deployment["metadata"]["labels"].get("finetune.dev/revision")
+        revision = deployment["metadata"]["labels"].get(REVISION_LABEL)
         if not revision or name != object_name(ref.name, revision):
             continue
         revisions[revision] = ObservedRevision(
@@ -40,7 +40,6 @@ def observe(ref: ReleaseRef, owned: Owned, router_kind: tuple[str, str]) -> Obse
             available=_is_available(deployment),
             bundle=_bundle(owned.config_maps.get(name)),
         )
-    router = ROUTERS["gateway-api" if router_kind[1] == "HTTPRoute" else "replicas"]
     route = router.read_route(ref, owned.route) if owned.route else None
     return Observed(revisions=revisions, route=route)
 
@@ -114,7 +113,7 @@ class Reconciler:
             status = FineTuneReleaseStatus.model_validate(current)
             router = ROUTERS[spec.traffic.provider]
             owned = self.kube.owned(ref, (router.api_version, router.kind))
-            observed = observe(ref, owned, (router.api_version, router.kind))
+            observed = observe(ref, owned, router)
             annotations = meta.get("annotations") or {}
             commands = {k: v for k, v in annotations.items() if k in COMMANDS}
             decision = plan(
