@@ -1,0 +1,82 @@
+"""Judges: from measured values or counts to an outcome. Pure functions; no Prometheus here.
+
+The sequential judge is the anytime-valid count test of DESIGN.md §4. Per analysis interval i
+the candidate has x_i bad events of n_c,i requests and stable y_i of n_b,i. Under H0 (candidate
+rate <= (1 + m) x stable rate), given x_i + y_i, x_i is at most Binomial(x_i + y_i, p0_i) with
+p0_i = (1+m) n_c,i / ((1+m) n_c,i + n_b,i). The e-process
+
+    E_t = prod_i (q_i / p0_i)^x_i ((1 - q_i) / (1 - p0_i))^y_i,
+    q_i = max(p0_i, (X + a) / (X + Y + a + b))          (X, Y: counts before interval i)
+
+is a nonnegative supermartingale under H0 (q_i is chosen before seeing interval i), so by
+Ville's inequality P(E_t ever >= 1/alpha) <= alpha however often it is checked. Fail when
+E_t >= k/alpha for k metrics (Bonferroni). Evidence is kept per candidate, across its stages."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+PRIOR_BAD, PRIOR_GOOD = 1.0, 1.0  # (a, b): a weak prior for the plug-in estimate q
+
+
+@dataclass(frozen=True)
+class Counts:
+    bad: float
+    total: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The sequential judge's state for one metric of one candidate (kept in status)."""
+
+    log_e: float = 0.0
+    candidate_bad: float = 0.0
+    stable_bad: float = 0.0
+    candidate_total: float = 0.0
+    stable_total: float = 0.0
+
+    @property
+    def e_value(self) -> float:
+        return math.exp(min(self.log_e, 700.0))
+
+
+def sequential_update(
+    evidence: Evidence, candidate: Counts, stable: Counts, margin: float
+) -> Evidence:
+    """Folds one interval's counts into the evidence."""
+    x, y = max(candidate.bad, 0.0), max(stable.bad, 0.0)
+    n_c, n_b = max(candidate.total, 0.0), max(stable.total, 0.0)
+    log_e = evidence.log_e
+    if x + y > 0 and n_c > 0:
+        weighted = (1 + margin) * n_c
+        p0 = weighted / (weighted + n_b)
+        plug_in = (evidence.candidate_bad + PRIOR_BAD) / (
+            evidence.candidate_bad + evidence.stable_bad + PRIOR_BAD + PRIOR_GOOD
+        )
+        q = max(p0, plug_in)
+        if p0 < 1.0:
+            log_e += x * math.log(q / p0)
+            if q < 1.0:
+                log_e += y * math.log((1 - q) / (1 - p0))
+    return replace(
+        evidence,
+        log_e=log_e,
+        candidate_bad=evidence.candidate_bad + x,
+        stable_bad=evidence.stable_bad + y,
+        candidate_total=evidence.candidate_total + n_c,
+        stable_total=evidence.stable_total + n_b,
+    )
+
+
+def fails(evidence: Evidence, alpha_per_metric: float) -> bool:
+    return evidence.log_e >= math.log(1 / alpha_per_metric)
+
+
+def threshold_holds(value: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def relative_holds(candidate: float, stable: float, margin: float) -> bool:
+    """The candidate's value is at most (1 + margin) x stable's, on the same window."""
+    return candidate <= (1 + margin) * stable
