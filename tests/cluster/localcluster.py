@@ -120,16 +120,6 @@ class LocalCluster:
             )
         return result
 
-    def kubeconfig_for(self, user: str, groups: tuple[str, ...] = ()) -> Path:
-        """A kubeconfig for a client-certificate identity (CN=user, O=groups), to run something
-        with exactly the permissions RBAC grants that user."""
-        pair = self._ca.issue(
-            f"user-{user.replace(':', '-')}", common_name=user, organizations=groups
-        )
-        path = self.workdir / f"kubeconfig-{user.replace(':', '-')}"
-        self._write_kubeconfig(path, user, _cert_credentials(pair))
-        return path
-
     def kubeconfig_for_service_account(self, namespace: str, name: str) -> Path:
         """A kubeconfig with a real token of the ServiceAccount (TokenRequest API), so a local
         process runs with exactly that ServiceAccount's RBAC, as its pod would."""

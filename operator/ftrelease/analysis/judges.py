@@ -36,10 +36,6 @@ class Evidence:
     candidate_total: float = 0.0
     stable_total: float = 0.0
 
-    @property
-    def e_value(self) -> float:
-        return math.exp(min(self.log_e, 700.0))
-
 
 def sequential_update(
     evidence: Evidence, candidate: Counts, stable: Counts, margin: float

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ftrelease.api.durations import parse_duration
-
 _SELECTOR = 'release="{{release}}",revision="{{revision}}"'
 
 
@@ -69,8 +67,3 @@ def render(query: str, variables: dict[str, str]) -> str:
         return variables[name]
 
     return _VARIABLE.sub(value, query)
-
-
-def latency_bound_label(bound: str) -> str:
-    """A latencyBound as the `le` label of the server's histogram (`2s` -> `2.0`)."""
-    return repr(float(parse_duration(bound).total_seconds()))

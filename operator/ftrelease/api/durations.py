@@ -18,12 +18,3 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not {DURATION_HELP}")
     hours, minutes, seconds = (int(g[:-1]) if g else 0 for g in match.groups())
     return timedelta(hours=hours, minutes=minutes, seconds=seconds)
-
-
-def format_duration(value: timedelta) -> str:
-    """The inverse of parse_duration, in its shortest form (`90s` -> `1m30s`)."""
-    total = int(value.total_seconds())
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-    return text + (f"{seconds}s" if seconds or not text else "")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from ftrelease.api.models import Bundle, FineTuneReleaseStatus
 from ftrelease.api.route import Route
@@ -65,11 +65,3 @@ class Decision:
 
     def wants_route_write(self, observed: Observed) -> bool:
         return self.route is not None and self.route != observed.route
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "phase": self.status.phase,
-            "route": self.route,
-            "revisions": [(p.revision, p.role, p.replicas) for p in self.revisions],
-            "delete": self.delete,
-        }
