@@ -37,14 +37,19 @@ def dry_run(cluster, kube) -> ServerDryRun:
     return ServerDryRun(kubeconfig=str(cluster.kubeconfig))
 
 
-def test_examples_pass_offline_and_server_side_dry_run(cluster, dry_run):
-    result = subprocess.run(
-        [sys.executable, "-m", "ftrelease.cli.main", "validate", "--server", str(EXAMPLES)],
+def validate_on_server(cluster, path) -> subprocess.CompletedProcess[str]:
+    """`kubectl finetune validate --server PATH` against the local cluster."""
+    return subprocess.run(
+        [sys.executable, "-m", "ftrelease.cli.main", "validate", "--server", str(path)],
         env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_examples_pass_offline_and_server_side_dry_run(cluster, dry_run):
+    result = validate_on_server(cluster, EXAMPLES)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 releases checked, 0 with problems" in result.stderr
 
@@ -52,13 +57,7 @@ def test_examples_pass_offline_and_server_side_dry_run(cluster, dry_run):
 def test_cli_reports_server_problems_with_field_paths(cluster, dry_run, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(CASES[0].document()))
-    result = subprocess.run(
-        [sys.executable, "-m", "ftrelease.cli.main", "validate", "--server", str(path)],
-        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = validate_on_server(cluster, path)
     assert result.returncode == 1
     assert (
         f"{path}: FineTuneRelease/support-bot: server: spec.bundle.baseModel.revision: "
