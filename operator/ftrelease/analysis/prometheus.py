@@ -1,0 +1,48 @@
+"""MetricSource for Prometheus, through prometheus-api-client."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+
+from .source import MetricError
+
+
+class PrometheusSource:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url
+        self._client = PrometheusConnect(url=url, disable_ssl=True, timeout=timeout)
+
+    def query(self, promql: str) -> float | None:
+        try:
+            result = self._client.custom_query(promql)
+        except PrometheusApiClientException as exc:
+            raise MetricError(f"prometheus refused the query: {_prometheus_message(exc)}") from None
+        except requests.RequestException as exc:
+            raise MetricError(f"prometheus at {self.url} is unreachable: {exc}") from None
+        if not isinstance(result, list):
+            raise MetricError(f"prometheus answered {type(result).__name__}, expected a vector")
+        if not result:
+            return None
+        if len(result) > 1:
+            raise MetricError(
+                f"the query returned {len(result)} series; it must aggregate to one (use sum())"
+            )
+        value = float(result[0]["value"][1])
+        return None if math.isnan(value) else value
+
+
+def _prometheus_message(exc: PrometheusApiClientException) -> str:
+    """Prometheus' own error text, out of the client's "HTTP Status Code 400 (b'{...}')"."""
+    text = str(exc)
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        try:
+            body = json.loads(text[start : end + 1].encode().decode("unicode_escape"))
+            return f"{body.get('errorType', 'error')}: {body.get('error', text)}"
+        except ValueError:
+            pass
+    return text
