@@ -580,9 +580,15 @@ class MetricResult(StatusModel):
     outcome: Outcome
     value: float | None = None
     stable_value: float | None = None
-    evidence: float | None = None
+    evidence: float | None = Field(default=None, description="The e-value (sequential judge).")
     samples: int | None = None
     message: str | None = None
+    # The sequential judge's state, carried across the stages of one candidate.
+    log_evidence: float | None = None
+    candidate_bad: float | None = None
+    stable_bad: float | None = None
+    candidate_total: float | None = None
+    stable_total: float | None = None
 
 
 class Condition(StatusModel):

@@ -27,21 +27,12 @@ from ftrelease.api.models import (
     StageStatus,
 )
 from ftrelease.api.revision import revision_of
+from ftrelease.api.verdict import StageVerdict
 
 from .types import ABORT, APPROVE, COMMANDS, RETRY, Decision, Event, Observed, RevisionPlan, Route
 
 IN_PROGRESS = ("Pending", "Shadow", "Progressing", "Paused")
 HISTORY_LIMIT = 20  # entries kept in status.history
-
-
-@dataclass(frozen=True)
-class StageVerdict:
-    """What analysis says about the current stage. `passed` lets the stage complete; `failed`
-    rolls back at once with `reason`. Without analysis a stage completes on its clock."""
-
-    passed: bool = True
-    failed: bool = False
-    reason: str = ""
 
 
 NO_ANALYSIS = StageVerdict()

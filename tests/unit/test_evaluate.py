@@ -1,0 +1,101 @@
+"""One analysis interval: every outcome is distinct and a failure names its figures."""
+
+from __future__ import annotations
+
+from ftrelease.analysis.evaluate import Measurement, evaluate
+from ftrelease.analysis.judges import Counts
+from ftrelease.api.models import Analysis
+
+ANALYSIS = Analysis.model_validate(
+    {
+        "alpha": 0.01,
+        "minSamples": 100,
+        "metrics": [
+            {"name": "errors", "template": "error-rate"},
+            {"name": "escalations", "query": "sum(x)", "judge": "threshold", "max": 0.02},
+        ],
+    }
+)
+OK_ESCALATIONS = Measurement(candidate_value=0.01)
+
+
+def test_too_few_samples_is_nodata_never_pass_or_fail():
+    results, verdict = evaluate(
+        ANALYSIS,
+        {
+            "errors": Measurement(candidate=Counts(0, 40), stable=Counts(1, 4000)),
+            "escalations": OK_ESCALATIONS,
+        },
+        [],
+    )
+    assert [r.outcome for r in results] == ["NoData", "Pass"]
+    assert not verdict.passed and not verdict.failed
+    assert "40 of 100" in verdict.reason
+
+
+def test_evidence_accumulates_across_intervals_until_pass():
+    previous = []
+    for _ in range(3):
+        previous, verdict = evaluate(
+            ANALYSIS,
+            {
+                "errors": Measurement(candidate=Counts(0, 40), stable=Counts(2, 4000)),
+                "escalations": OK_ESCALATIONS,
+            },
+            previous,
+        )
+    assert previous[0].samples == 120
+    assert previous[0].outcome == "Pass" and verdict.passed
+
+
+def test_a_worse_candidate_fails_with_both_rates_and_the_bound():
+    previous, verdict = [], None
+    for _ in range(10):
+        previous, verdict = evaluate(
+            ANALYSIS,
+            {
+                "errors": Measurement(candidate=Counts(8, 100), stable=Counts(40, 9900)),
+                "escalations": OK_ESCALATIONS,
+            },
+            previous,
+        )
+        if verdict.failed:
+            break
+    assert verdict.failed
+    assert "errors: candidate" in verdict.reason and "vs stable" in verdict.reason
+    assert ">= 200" in verdict.reason  # 1 / (alpha / 2 metrics)
+
+
+def test_an_error_holds_and_keeps_the_evidence():
+    previous, _ = evaluate(
+        ANALYSIS,
+        {
+            "errors": Measurement(candidate=Counts(1, 200), stable=Counts(5, 5000)),
+            "escalations": OK_ESCALATIONS,
+        },
+        [],
+    )
+    results, verdict = evaluate(
+        ANALYSIS,
+        {
+            "errors": Measurement(error="prometheus at http://x is unreachable"),
+            "escalations": OK_ESCALATIONS,
+        },
+        previous,
+    )
+    assert results[0].outcome == "Error"
+    assert results[0].samples == 200 and results[0].log_evidence == previous[0].log_evidence
+    assert not verdict.passed and not verdict.failed
+    assert "unreachable" in verdict.reason
+
+
+def test_threshold_breach_fails_naming_the_bound():
+    _, verdict = evaluate(
+        ANALYSIS,
+        {
+            "errors": Measurement(candidate=Counts(0, 500), stable=Counts(5, 5000)),
+            "escalations": Measurement(candidate_value=0.05),
+        },
+        [],
+    )
+    assert verdict.failed and "escalations: 0.05 breaks max 0.02" in verdict.reason
