@@ -18,6 +18,7 @@ from ftrelease.api.validation import Problem, is_release, validate_release
 
 from .control import add_commands
 from .documents import Document, UnreadableInput, read_documents
+from .simulate import add_simulate
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
 
@@ -88,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
     p_revision.add_argument("files", nargs="+", metavar="FILE")
     p_revision.set_defaults(func=revision)
     add_commands(sub)
+    add_simulate(sub)
     return top
 
 
