@@ -17,7 +17,7 @@ from ftrelease.api.models import Bundle, FineTuneReleaseSpec, FineTuneReleaseSta
 from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
 from ftrelease.rollout.planner import plan
 from ftrelease.rollout.types import COMMANDS, Decision, Observed, ObservedRevision
-from ftrelease.serving.objects import revision_objects
+from ftrelease.serving.objects import APPLIED_ANNOTATION, revision_objects
 from ftrelease.serving.runtimes import BUNDLE_FILE
 from ftrelease.traffic.routers import ROUTERS, Router
 
@@ -39,6 +39,7 @@ def observe(ref: ReleaseRef, owned: Owned, router: Router) -> Observed:
             ready_replicas=_available_replicas(deployment),
             available=_is_available(deployment),
             bundle=_bundle(owned.config_maps.get(name)),
+            applied=(deployment["metadata"].get("annotations") or {}).get(APPLIED_ANNOTATION),
         )
     route = router.read_route(ref, owned.route) if owned.route else None
     return Observed(revisions=revisions, route=route)
@@ -138,10 +139,17 @@ class Reconciler:
         observed: Observed,
     ) -> None:
         for p in decision.revisions:
+            found = observed.revisions.get(p.revision)
             if p.bundle is not None:
-                for obj in revision_objects(ref, p.revision, spec, p.bundle, p.replicas, p.role):
+                objects = revision_objects(ref, p.revision, spec, p.bundle, p.replicas, p.role)
+                if (
+                    found
+                    and found.applied == objects[-1]["metadata"]["annotations"][APPLIED_ANNOTATION]
+                ):
+                    continue  # in place as last applied: no writes on every resync
+                for obj in objects:
                     self.kube.apply(obj)
-            elif (found := observed.revisions.get(p.revision)) and found.replicas != p.replicas:
+            elif found and found.replicas != p.replicas:
                 self.kube.scale(ref.namespace, object_name(ref.name, p.revision), p.replicas)
 
         patch = status_patch(current_status, decision.status)
@@ -151,12 +159,10 @@ class Reconciler:
         if decision.wants_route_write(observed):
             assert decision.route is not None
             router = ROUTERS[spec.traffic.provider]
-            first = decision.route.weights[0][0]
-            bundle = (
-                spec.bundle
-                if first not in observed.revisions
-                else (observed.revisions[first].bundle or spec.bundle)
-            )
+            # The matches of the first backend's revision: the stable's during a
+            # rollout, the candidate's once it is promoted.
+            first = observed.revisions.get(decision.route.weights[0][0])
+            bundle = first.bundle if first and first.bundle else spec.bundle
             self.kube.apply(router.route_object(ref, spec, decision.route, bundle.routing.matches))
             metrics.ROUTE_WRITES.labels(ref.namespace, ref.name).inc()
 

@@ -23,6 +23,7 @@ class ObservedRevision:
     ready_replicas: int
     available: bool  # the Deployment's Available condition, for its current generation
     bundle: Bundle | None = None  # read back from the revision's ConfigMap
+    applied: str | None = None  # digest of the objects last applied (serving.objects)
 
 
 @dataclass(frozen=True)

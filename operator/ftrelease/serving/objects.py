@@ -4,6 +4,7 @@ plain dicts for server-side apply."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -17,6 +18,8 @@ from ftrelease.api.ownership import (
 )
 
 from .runtimes import BUNDLE_DIR, BUNDLE_FILE, container_for
+
+APPLIED_ANNOTATION = "finetune.dev/applied"
 
 
 def selector_labels(release: str, revision: str) -> dict[str, str]:
@@ -94,9 +97,13 @@ def revision_objects(
     replicas: int,
     role: str,
 ) -> list[dict[str, Any]]:
-    """The ConfigMap first: the pods mount it."""
-    return [
+    """The ConfigMap first: the pods mount it. The Deployment carries a digest of all three
+    (APPLIED_ANNOTATION), so the operator can tell they are in place without writing them again."""
+    objects = [
         config_map(ref, revision, bundle, role),
         service(ref, revision, spec, role),
         deployment(ref, revision, spec, bundle, replicas, role),
     ]
+    digest = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:16]
+    objects[-1]["metadata"]["annotations"] = {APPLIED_ANNOTATION: digest}
+    return objects
