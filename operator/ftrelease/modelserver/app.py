@@ -18,7 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .checks import OutputFormat, RefusalDetector
+from ftrelease.api.models import Prompt
+
+from .checks import RefusalDetector, format_valid
 from .digest import DigestMismatch, verify
 from .engine import Engine, load_model, load_tokenizer
 from .engine import Request as GenerationRequest
@@ -97,13 +99,11 @@ class Server:
         self.engine: Engine | None = None
         self.ready = False
         self.reason = "loading"
-        self.system_prompt = ""
-        self.output_format = OutputFormat()
         self.models: dict[str, str | None] = {}  # served model name -> adapter (None: as loaded)
+        self.prompt = Prompt()  # the bundle's system prompt and output format
         if config.bundle and Path(config.bundle).exists():
             bundle = json.loads(Path(config.bundle).read_text()).get("bundle", {})
-            self.system_prompt = (bundle.get("prompt") or {}).get("system", "")
-            self.output_format = OutputFormat.from_bundle(bundle)
+            self.prompt = Prompt.model_validate(bundle.get("prompt") or {})
 
     # ---- loading ------------------------------------------------------------------------------
 
@@ -190,8 +190,8 @@ class Server:
                 "messages must be a non-empty list of {role: system|user|assistant, content: string}",
                 param="messages",
             )
-        if self.system_prompt and messages[0]["role"] != "system":
-            messages = [{"role": "system", "content": self.system_prompt}, *messages]
+        if self.prompt.system and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": self.prompt.system}, *messages]
         tokenizer = self.engine.tokenizer
         if getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template(
@@ -317,7 +317,7 @@ def create_app(server: Server) -> FastAPI:
 
     async def serve(request: Request, chat: bool) -> Any:
         started = time.monotonic()
-        labels = server.labels("", None) | {"adapter": ""}
+        labels = {"release": c.release, "revision": c.revision, "model": "", "adapter": ""}
         try:
             body = await read_json(request)
             model = body.get("model")
@@ -436,9 +436,10 @@ class Run:
         m.generated_tokens.labels(**labels).inc(completion_tokens)
         if code != 200:
             return
-        if self.server.output_format.declared:
+        output_format = self.server.prompt.output_format
+        if output_format.type != "text":
             m.format_checked.labels(**labels).inc()
-            if not self.server.output_format.valid(text):
+            if not format_valid(output_format, text):
                 m.format_invalid.labels(**labels).inc()
         if self.server.refusals.refused(text):
             m.refusals.labels(**labels).inc()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import jsonschema
+
+from ftrelease.api.models import OutputFormat
 
 DEFAULT_REFUSALS = (
     r"\bI can(?:no|')t help with\b",
@@ -17,36 +18,22 @@ DEFAULT_REFUSALS = (
 )
 
 
-@dataclass(frozen=True)
-class OutputFormat:
-    type: str = "text"  # text | json | json-schema | regex
-    schema: dict[str, Any] | None = None
-    pattern: str | None = None
-
-    @property
-    def declared(self) -> bool:
-        return self.type != "text"
-
-    def valid(self, text: str) -> bool:
-        if self.type == "text":
-            return True
-        if self.type == "regex":
-            return re.fullmatch(self.pattern or "", text.strip()) is not None
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return False
-        if self.type == "json-schema":
-            try:
-                jsonschema.validate(value, self.schema or {})
-            except jsonschema.ValidationError:
-                return False
+def format_valid(fmt: OutputFormat, text: str) -> bool:
+    """Whether a response satisfies the bundle's prompt.outputFormat (api.models.OutputFormat)."""
+    if fmt.type == "text":
         return True
-
-    @staticmethod
-    def from_bundle(bundle: dict[str, Any]) -> OutputFormat:
-        fmt = ((bundle.get("prompt") or {}).get("outputFormat")) or {}
-        return OutputFormat(fmt.get("type", "text"), fmt.get("schema"), fmt.get("pattern"))
+    if fmt.type == "regex":
+        return re.fullmatch(fmt.pattern or "", text.strip()) is not None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    if fmt.type == "json-schema":
+        try:
+            jsonschema.validate(value, fmt.json_schema or {})
+        except jsonschema.ValidationError:
+            return False
+    return True
 
 
 @dataclass
