@@ -301,4 +301,22 @@ CASES: list[InvalidCase] = [
     ),
     InvalidCase("paused-not-bool", _set("spec.paused", "yes"), "spec.paused"),
     InvalidCase("name-too-long", _set("metadata.name", "a" * 60), "metadata.name"),
+    InvalidCase(
+        "latency-bound-not-a-bucket",
+        _metric(2, {"name": "slow", "template": "slow-requests", "latencyBound": "3s"}),
+        "spec.strategy.analysis.metrics",
+    ),
+    InvalidCase(
+        "format-template-on-vllm",
+        _metric(1, {"name": "format", "template": "format-invalid-rate"}),
+        "spec.strategy.analysis.metrics",
+    ),
+    InvalidCase(
+        "max-duration-below-duration",
+        _stages(
+            {"name": "canary-1", "weight": 1, "duration": "1h", "maxDuration": "30m"},
+            {"name": "full", "weight": 100},
+        ),
+        "spec.strategy.stages[0].maxDuration",
+    ),
 ]

@@ -19,6 +19,7 @@ class OperatorProcess:
         self.liveness_port = free_port()
         self.process: ManagedProcess | None = None
         self.starts = 0
+        self.prometheus_url = ""  # empty: the operator runs without analysis
 
     @property
     def log_path(self) -> Path:
@@ -36,6 +37,7 @@ class OperatorProcess:
                 f"--metrics-port={self.metrics_port}",
                 "--metrics-address=127.0.0.1",
                 f"--liveness-port={self.liveness_port}",
+                f"--prometheus-url={self.prometheus_url}",
             ],
             self.log_path,
             env={"KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"},

@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         default=CONFIG.liveness_port,
         help="port for /healthz; 0 disables (default %(default)s)",
     )
+    parser.add_argument(
+        "--prometheus-url",
+        default=CONFIG.prometheus_url,
+        help="Prometheus to judge stages with (e.g. http://prometheus:9090); without it there "
+        "is no analysis and stages complete on their clocks",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -52,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     CONFIG.metrics_port = args.metrics_port
     CONFIG.metrics_address = args.metrics_address
     CONFIG.liveness_port = args.liveness_port
+    CONFIG.prometheus_url = args.prometheus_url
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,14 +1,16 @@
 """Synthetic rollouts: a release's stages and analysis run against simulated traffic, through
-the same planner (rollout.planner) and judges (analysis.evaluate) the operator uses. Platform
-teams use it to see, before shipping an analysis, how often it would roll back a healthy model
-and how many bad requests a regression would serve first.
+the same planner (rollout.planner) and analysis clock and judges (analysis.step) the operator
+uses. Platform teams use it to see, before shipping an analysis, how often it would roll back a
+healthy model and how many bad requests a regression would serve first.
 
 Per analysis interval: requests arrive as Poisson(rps x interval); the route of the moment
 splits them (a mirror copies requests to the candidate without serving its answers); each
-request of the revision under test is bad with its rate. A scrape gap (probability
-`scrape_gap`) loses an interval's measurement (the Error outcome). Objects are ready at once.
-The first rate metric carries the simulated rates; other rate metrics see none; metrics on
-custom queries cannot be simulated and are taken as passing."""
+request of the revision under test is bad with its rate. Prometheus sees counts as of its last
+scrape (`scrape_interval`), so the newest requests are counted in the next window; a failed
+measurement (probability `scrape_gap`: Prometheus unreachable) is the Error outcome, and its
+window is measured again later. Objects are ready at once; the operator reconciles once per
+interval. The first rate metric carries the simulated rates; other rate metrics see none;
+metrics on custom queries cannot be simulated and are taken as passing."""
 
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from ftrelease.analysis.evaluate import Measurement, evaluate
+from ftrelease.analysis.evaluate import Measurement
 from ftrelease.analysis.judges import Counts
+from ftrelease.analysis.step import analyze
 from ftrelease.api.durations import parse_duration
-from ftrelease.api.models import FineTuneReleaseSpec, FineTuneReleaseStatus, MetricResult
+from ftrelease.api.models import FineTuneReleaseSpec, FineTuneReleaseStatus, Metric
 from ftrelease.api.revision import revision_of
-from ftrelease.api.verdict import StageVerdict
 from ftrelease.rollout.planner import plan
 from ftrelease.rollout.types import Observed, ObservedRevision, Route
 
@@ -36,7 +38,8 @@ class Scenario:
     baseline_rate: float = 0.005  # stable's bad rate
     regression: float = 1.0  # candidate rate = baseline x regression (+ added_rate)
     added_rate: float = 0.0
-    scrape_gap: float = 0.0
+    scrape_gap: float = 0.0  # probability that a measurement fails (Error)
+    scrape_interval: float = 15.0  # seconds; Prometheus sees counts as of its last scrape
 
     @property
     def candidate_rate(self) -> float:
@@ -45,7 +48,7 @@ class Scenario:
 
 @dataclass
 class RunResult:
-    outcome: str  # promoted | rolled-back | undecided
+    outcome: str  # promoted | rolled-back | paused (Inconclusive or onError) | undecided
     bad_served: int  # the candidate's bad answers that reached users before the decision
     seconds: float  # to the decision
 
@@ -65,6 +68,7 @@ class Report:
             "runs": len(self.runs),
             "rollback_rate": self.rate("rolled-back"),
             "promotion_rate": self.rate("promoted"),
+            "paused_rate": self.rate("paused"),
             "undecided_rate": self.rate("undecided"),
             "bad_served_mean": statistics.fmean(bad),
             "bad_served_p95": float(bad[min(len(bad) - 1, int(0.95 * len(bad)))]),
@@ -78,6 +82,28 @@ def _stable_spec(spec: FineTuneReleaseSpec) -> FineTuneReleaseSpec:
     return FineTuneReleaseSpec.model_validate(wire)
 
 
+class _Traffic:
+    """Bad and total counts per revision that Prometheus can see, since the last window the
+    analysis measured; and those not scraped yet."""
+
+    def __init__(self) -> None:
+        self.visible = np.zeros(4)  # candidate bad, candidate total, stable bad, stable total
+        self.unscraped = np.zeros(4)
+
+    def measure(self, rate_metric: str | None, fails: bool):
+        def measure(metric: Metric, variables: dict[str, str]) -> Measurement:
+            if fails:
+                return Measurement(error="simulated: prometheus unreachable")
+            if metric.effective_judge != "sequential":
+                return Measurement(candidate_value=0.0, stable_value=0.0)
+            x, n_c, y, n_b = self.visible
+            if metric.name != rate_metric:
+                x = y = 0.0
+            return Measurement(Counts(x, n_c), Counts(y, n_b))
+
+        return measure
+
+
 def simulate_run(
     spec: FineTuneReleaseSpec,
     scenario: Scenario,
@@ -89,20 +115,27 @@ def simulate_run(
     analysis = spec.strategy.analysis
     step = parse_duration(analysis.interval).total_seconds()
     if max_seconds is None:
-        total = sum(parse_duration(s.duration).total_seconds() for s in spec.stages if s.duration)
-        max_seconds = 3 * total + 3600
+        total = sum(s.longest.total_seconds() for s in spec.stages)
+        max_seconds = total + 3600
     rate_metric = next(
         (m.name for m in analysis.metrics if m.effective_judge == "sequential"), None
     )
+    # The newest requests not yet scraped when the analysis measures: a share of the interval.
+    lag = min(rng.uniform(0, scenario.scrape_interval), step) / step
     status = FineTuneReleaseStatus(
         stable_revision=stable, stable_bundle=stable_spec.bundle.to_wire(), phase="Promoted"
     )
     route: Route | None = Route.only(stable)
     replicas = {stable: spec.serving.replicas}
-    results: list[MetricResult] = []
-    verdict = StageVerdict(passed=False, reason="no analysis yet")
+    traffic = _Traffic()
     bad_served, now = 0, START
     while (now - START).total_seconds() <= max_seconds:
+        fails = rng.random() < scenario.scrape_gap
+        measured = analyze("sim", "sim", spec, status, traffic.measure(rate_metric, fails), now)
+        if measured.status.stage and measured.status.stage.analyzed_until == now:
+            traffic.visible[:] = 0  # this window is folded in
+        verdict = measured.verdict
+        status = measured.status
         for _ in range(4):  # settle: objects ready and routes in place at once
             observed = Observed(
                 revisions={r: ObservedRevision(r, n, n, True) for r, n in replicas.items()},
@@ -117,6 +150,8 @@ def simulate_run(
             return RunResult("promoted", bad_served, elapsed)
         if status.phase == "RolledBack":
             return RunResult("rolled-back", bad_served, elapsed)
+        if status.phase == "Paused":
+            return RunResult("paused", bad_served, elapsed)
         # One interval of traffic on the route now in place.
         arrivals = rng.poisson(scenario.rps * step)
         live = rng.binomial(arrivals, route.weight_of(candidate) / 100) if route else 0
@@ -130,21 +165,15 @@ def simulate_run(
         x = x_live + rng.binomial(mirrored, scenario.candidate_rate)
         y = rng.binomial(n_stable, scenario.baseline_rate)
         bad_served += int(x_live)
-        measurements = {}
-        for metric in analysis.metrics:
-            if rng.random() < scenario.scrape_gap:
-                measurements[metric.name] = Measurement(
-                    error="scrape gap: no data for the interval"
-                )
-            elif metric.effective_judge != "sequential":
-                measurements[metric.name] = Measurement(candidate_value=0.0, stable_value=0.0)
-            elif metric.name == rate_metric:
-                measurements[metric.name] = Measurement(Counts(x, n_candidate), Counts(y, n_stable))
-            else:
-                measurements[metric.name] = Measurement(Counts(0, n_candidate), Counts(0, n_stable))
-        if status.candidate_revision == candidate and status.stage is not None:
-            results, verdict = evaluate(analysis, measurements, results)
-            status = status.model_copy(update={"analysis": results})
+        # Requests after the last scrape are counted in the next window.
+        late_bad = rng.binomial([x, y], lag)
+        late_good = rng.binomial([n_candidate - x, n_stable - y], lag)
+        late = np.array(
+            [late_bad[0], late_bad[0] + late_good[0], late_bad[1], late_bad[1] + late_good[1]]
+        )
+        counts = np.array([x, n_candidate, y, n_stable])
+        traffic.visible += traffic.unscraped + counts - late
+        traffic.unscraped = late
         now += timedelta(seconds=step)
     return RunResult("undecided", bad_served, max_seconds)
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.cluster.processes import ManagedProcess, free_port, wait_until
+from tests.model_servers import ModelServer
 from tests.tiny_models import build_adapter, build_base
 
 ADAPTERS = 8
@@ -33,64 +31,6 @@ def tiny(tmp_path_factory) -> TinyModels:
     base = build_base(root / "base")
     adapters = [build_adapter(base, root / f"adapter-{i}", seed=i + 1) for i in range(ADAPTERS)]
     return TinyModels(root, base, adapters)
-
-
-class ModelServer:
-    def __init__(self, workdir: Path, args: list[str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = ManagedProcess(
-            "modelserver",
-            [sys.executable, "-m", "ftrelease.modelserver", f"--port={self.port}", *args],
-            workdir / f"modelserver-{self.port}.log",
-            env={"PYTHONUNBUFFERED": "1"},
-        )
-        self.client = httpx.Client(base_url=self.url, timeout=120)
-
-    def start(self, wait_ready: bool = True) -> ModelServer:
-        self.process.start()
-
-        def up() -> bool:
-            self.process.check_running()
-            response = self.client.get("/ready" if wait_ready else "/health")
-            return response.status_code == 200
-
-        wait_until("model server", up, timeout=120)
-        return self
-
-    def complete(self, model: str, prompt: str, max_tokens: int = 12, **extra) -> dict:
-        response = self.client.post(
-            "/v1/completions",
-            json={
-                "model": model,
-                "prompt": prompt,
-                "max_tokens": max_tokens,
-                "temperature": 0,
-                **extra,
-            },
-        )
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def text(self, model: str, prompt: str, max_tokens: int = 12) -> str:
-        return self.complete(model, prompt, max_tokens)["choices"][0]["text"]
-
-    def metric(self, name: str, **labels: str) -> float:
-        """The sum of a metric's samples whose labels include `labels`."""
-        from prometheus_client.parser import text_string_to_metric_families
-
-        total = 0.0
-        for family in text_string_to_metric_families(self.client.get("/metrics").text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    total += sample.value
-        return total
-
-    def stop(self) -> None:
-        self.client.close()
-        self.process.stop()
 
 
 @pytest.fixture(scope="session")

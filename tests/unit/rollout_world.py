@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ftrelease.analysis.step import Measure, analyze
 from ftrelease.api.models import Bundle, FineTuneRelease, FineTuneReleaseSpec, FineTuneReleaseStatus
 from ftrelease.api.revision import revision_of
 from ftrelease.rollout.planner import NO_ANALYSIS, StageVerdict, plan
@@ -97,6 +98,14 @@ class World:
             self.route = decision.route
             self.route_writes += 1
         self.status = decision.status
+        return decision
+
+    def analysed_step(self, measure: Measure, commands: dict[str, str] | None = None) -> Decision:
+        """One reconcile as the operator with Prometheus does it: analysis, then the plan."""
+        step = analyze("support-bot", "ml", self.spec, self.status, measure, self.now)
+        self.status = step.status
+        decision = self.step(commands=commands, verdict=step.verdict)
+        decision.events[:0] = step.events
         return decision
 
     def settle(self, steps: int = 6) -> Decision:

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from ftrelease.api.models import Analysis, Metric, MetricResult
 from ftrelease.api.verdict import StageVerdict
 
-from .judges import Counts, Evidence, fails, relative_holds, sequential_update, threshold_holds
+from .judges import (
+    COMPONENTS,
+    Counts,
+    Evidence,
+    fails,
+    relative_holds,
+    sequential_update,
+    threshold_holds,
+)
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,12 @@ class Measurement:
 def _evidence(previous: MetricResult | None) -> Evidence:
     if previous is None or previous.log_evidence is None:
         return Evidence()
+    components = tuple(previous.evidence_components or ())
+    if len(components) != COMPONENTS:  # from an older judge: each carries the average so far
+        components = (previous.log_evidence,) * COMPONENTS
     return Evidence(
         log_e=previous.log_evidence,
+        components=components,
         candidate_bad=previous.candidate_bad or 0.0,
         stable_bad=previous.stable_bad or 0.0,
         candidate_total=previous.candidate_total or 0.0,
@@ -51,7 +63,10 @@ def judge(
     previous: MetricResult | None,
     alpha_per_metric: float,
     min_samples: int,
+    new_stage: bool = False,
 ) -> MetricResult:
+    """`previous` carries the candidate's evidence across stages; `new_stage` restarts the
+    stage's sample count (minSamples is per stage)."""
     name = metric.name
     if measurement.error is not None:
         carried = previous.model_copy() if previous else MetricResult(metric=name, outcome="Error")
@@ -65,6 +80,10 @@ def judge(
         evidence = sequential_update(
             _evidence(previous), measurement.candidate, measurement.stable, metric.margin
         )
+        stage_samples = int(
+            (0 if new_stage or previous is None else previous.stage_samples or 0)
+            + max(measurement.candidate.total, 0.0)
+        )
         candidate_rate = _rate(evidence.candidate_bad, evidence.candidate_total)
         stable_rate = _rate(evidence.stable_bad, evidence.stable_total)
         bound = 1 / alpha_per_metric
@@ -75,7 +94,9 @@ def judge(
             stable_value=stable_rate,
             evidence=math.exp(min(evidence.log_e, 700.0)),
             samples=int(evidence.candidate_total),
+            stage_samples=stage_samples,
             log_evidence=evidence.log_e,
+            evidence_components=list(evidence.components),
             candidate_bad=evidence.candidate_bad,
             stable_bad=evidence.stable_bad,
             candidate_total=evidence.candidate_total,
@@ -91,13 +112,11 @@ def judge(
                     ),
                 }
             )
-        if evidence.candidate_total < min_samples:
+        if stage_samples < min_samples:
             return result.model_copy(
                 update={
                     "outcome": "NoData",
-                    "message": (
-                        f"{name}: {int(evidence.candidate_total)} of {min_samples} candidate samples"
-                    ),
+                    "message": f"{name}: {stage_samples} of {min_samples} candidate samples",
                 }
             )
         return result
@@ -134,7 +153,10 @@ def judge(
 
 
 def evaluate(
-    analysis: Analysis, measurements: dict[str, Measurement], previous: list[MetricResult]
+    analysis: Analysis,
+    measurements: dict[str, Measurement],
+    previous: list[MetricResult],
+    new_stage: bool = False,
 ) -> tuple[list[MetricResult], StageVerdict]:
     """Judges every metric (alpha split evenly across them, Bonferroni) and sums them up."""
     before = {r.metric: r for r in previous}
@@ -146,20 +168,31 @@ def evaluate(
             before.get(m.name),
             alpha,
             analysis.min_samples,
+            new_stage,
         )
         for m in analysis.metrics
     ]
+    return results, verdict_of(results)
+
+
+def verdict_of(results: list[MetricResult]) -> StageVerdict:
+    """The stage's verdict from its metrics: any Fail fails; any Error holds; NoData waits."""
+    if not results:
+        return StageVerdict(passed=False, reason="no analysis yet")
     failed = [r for r in results if r.outcome == "Fail"]
     if failed:
-        return results, StageVerdict(
+        return StageVerdict(
             passed=False, failed=True, reason="; ".join(r.message or r.metric for r in failed)
         )
-    waiting = [r for r in results if r.outcome in ("Error", "NoData")]
+    errors = [r for r in results if r.outcome == "Error"]
+    waiting = [r for r in results if r.outcome != "Pass"]
     if waiting:
-        return results, StageVerdict(
-            passed=False, reason="; ".join(f"{r.outcome} {r.message or r.metric}" for r in waiting)
+        return StageVerdict(
+            passed=False,
+            error=bool(errors),
+            reason="; ".join(f"{r.outcome} {r.message or r.metric}" for r in waiting),
         )
-    return results, StageVerdict()
+    return StageVerdict()
 
 
 def _pct(rate: float | None) -> str:

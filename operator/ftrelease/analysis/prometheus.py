@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
 
 from .source import MetricError
 
@@ -14,7 +16,11 @@ from .source import MetricError
 class PrometheusSource:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url
-        self._client = PrometheusConnect(url=url, disable_ssl=True, timeout=timeout)
+        # No retries inside one query: the analysis clock retries with its own backoff, and a
+        # reconcile must not block on a Prometheus that is down.
+        self._client = PrometheusConnect(
+            url=url, disable_ssl=True, timeout=timeout, retry=Retry(total=0)
+        )
 
     def query(self, promql: str) -> float | None:
         try:
@@ -22,7 +28,9 @@ class PrometheusSource:
         except PrometheusApiClientException as exc:
             raise MetricError(f"prometheus refused the query: {_prometheus_message(exc)}") from None
         except requests.RequestException as exc:
-            raise MetricError(f"prometheus at {self.url} is unreachable: {exc}") from None
+            raise MetricError(
+                f"prometheus at {self.url} is unreachable: {_root_cause(exc)}"
+            ) from None
         if not isinstance(result, list):
             raise MetricError(f"prometheus answered {type(result).__name__}, expected a vector")
         if not result:
@@ -46,3 +54,14 @@ def _prometheus_message(exc: PrometheusApiClientException) -> str:
         except ValueError:
             pass
     return text
+
+
+def _root_cause(exc: requests.RequestException) -> str:
+    """ "[Errno 111] Connection refused" rather than urllib3's paragraph around it."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] [^'\")]*", text)
+    if found:
+        return found.group(0)
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return text[:200]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from .durations import parse_duration
 from .fields import (
     DNS_LABEL_PATTERN,
     DatasetVersion,
@@ -296,6 +297,12 @@ STAGE_RULES = (
         "has(self.weight) != has(self.mirror)",
         "a stage sets exactly one of weight (share of live traffic) or mirror (percent shadowed)",
     ),
+    cel(
+        "!has(self.maxDuration) || !has(self.duration) || "
+        "duration(self.maxDuration) >= duration(self.duration)",
+        "maxDuration must be at least duration",
+        field_path=".maxDuration",
+    ),
 )
 
 
@@ -308,13 +315,35 @@ class Stage(ApiModel):
         default=None, ge=1, le=100, description="Percent of requests copied to the candidate."
     )
     duration: Duration | None = Field(default=None, description="Least time in this stage.")
+    max_duration: Duration | None = Field(
+        default=None,
+        description=(
+            "With analysis: how long the stage may wait for a Pass before it is Inconclusive and "
+            "pauses for a person. Default: 3 x duration, or 1h without a duration."
+        ),
+    )
     approval: Literal["auto", "manual"] = "auto"
 
     @model_validator(mode="after")
     def _weight_or_mirror(self) -> Stage:
         if (self.weight is None) == (self.mirror is None):
             raise ValueError(STAGE_RULES[0]["message"])
+        if (
+            self.max_duration
+            and self.duration
+            and parse_duration(self.max_duration) < parse_duration(self.duration)
+        ):
+            raise error_at("maxDuration", STAGE_RULES[1]["message"])
         return self
+
+    @property
+    def longest(self) -> timedelta:
+        """How long the stage may wait for analysis to pass before it is Inconclusive."""
+        if self.max_duration:
+            return parse_duration(self.max_duration)
+        if self.duration:
+            return 3 * parse_duration(self.duration)
+        return timedelta(hours=1)
 
 
 def default_stages(provider: str) -> list[Stage]:
@@ -367,6 +396,42 @@ def check_stages(stages: list[Stage]) -> list[Stage]:
 
 
 RATE_TEMPLATES = ("error-rate", "format-invalid-rate", "refusal-rate", "slow-requests")
+BUILTIN_ONLY_TEMPLATES = ("format-invalid-rate", "refusal-rate")  # vLLM measures neither
+# Bucket bounds (seconds) of each runtime's request-latency histogram: slow-requests counts the
+# requests above one of them, so latencyBound must be one (whole seconds, as durations are).
+LATENCY_BUCKETS: dict[str, tuple[float, ...]] = {
+    "builtin": (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+    "vllm": (
+        0.3,
+        0.5,
+        0.8,
+        1,
+        1.5,
+        2,
+        2.5,
+        5,
+        10,
+        15,
+        20,
+        30,
+        40,
+        50,
+        60,
+        120,
+        240,
+        480,
+        960,
+        1920,
+        7680,
+    ),
+}
+
+
+def latency_bounds(runtime: str) -> list[int]:
+    """The latencyBound values a runtime's histogram can answer, in seconds."""
+    return [int(b) for b in LATENCY_BUCKETS[runtime] if b >= 1 and b == int(b)]
+
+
 VALUE_TEMPLATES = ("tokens-per-request",)
 TEMPLATES = RATE_TEMPLATES + VALUE_TEMPLATES
 _RATE_TEMPLATES_CEL = "[" + ", ".join(repr(t) for t in RATE_TEMPLATES) + "]"
@@ -494,6 +559,11 @@ class Strategy(ApiModel):
 
 # ---- the spec --------------------------------------------------------------------------------
 
+
+def _bounds_cel(runtime: str) -> str:
+    return "[" + ", ".join(f"duration('{b}s')" for b in latency_bounds(runtime)) + "]"
+
+
 SPEC_RULES = (
     cel(
         "self.traffic.provider != 'replicas' || !has(self.strategy.stages) || "
@@ -506,6 +576,22 @@ SPEC_RULES = (
         "self.gate.evals.maxRegression.all(k, k in self.bundle.evals.scores)",
         "every score the gate names must be in bundle.evals.scores",
         field_path=".gate.evals",
+    ),
+    cel(
+        "self.serving.runtime != 'vllm' || self.strategy.analysis.metrics.all(m, "
+        f"!has(m.template) || !(m.template in {list(BUILTIN_ONLY_TEMPLATES)!r}))",
+        f"{' and '.join(BUILTIN_ONLY_TEMPLATES)} are measured by the builtin runtime only; "
+        "with vllm use a custom query",
+        field_path=".strategy.analysis.metrics",
+    ),
+    cel(
+        "self.strategy.analysis.metrics.all(m, !has(m.latencyBound) || "
+        f"(self.serving.runtime == 'vllm' ? {_bounds_cel('vllm')} : {_bounds_cel('builtin')})"
+        ".exists(b, b == duration(m.latencyBound)))",
+        "latencyBound must be a bucket bound of the runtime's latency histogram "
+        f"(builtin: {', '.join(f'{b}s' for b in latency_bounds('builtin'))}; "
+        f"vllm: {', '.join(f'{b}s' for b in latency_bounds('vllm'))})",
+        field_path=".strategy.analysis.metrics",
     ),
 )
 
@@ -527,6 +613,20 @@ class FineTuneReleaseSpec(ApiModel):
         stages = self.strategy.stages
         if self.traffic.provider == "replicas" and stages and any(s.mirror for s in stages):
             raise error_at("strategy.stages", SPEC_RULES[0]["message"])
+        runtime = self.serving.runtime
+        for metric in self.strategy.analysis.metrics:
+            if runtime == "vllm" and metric.template in BUILTIN_ONLY_TEMPLATES:
+                raise error_at(
+                    "strategy.analysis.metrics", f"{metric.name}: {SPEC_RULES[2]['message']}"
+                )
+            bound = metric.latency_bound
+            if bound is not None and (
+                parse_duration(bound).total_seconds() not in latency_bounds(runtime)
+            ):
+                raise error_at(
+                    "strategy.analysis.metrics",
+                    f"{metric.name}: {SPEC_RULES[3]['message']}; got {bound}",
+                )
         known = self.bundle.evals.scores
         for field, names in (
             ("minScores", self.gate.evals.min_scores),
@@ -573,6 +673,27 @@ class StageStatus(StatusModel):
         default=None, description="When the stage's route was observed in place; its clock."
     )
     approved: bool = Field(default=False, description="Manual approval given for this stage.")
+    hold: str | None = Field(
+        default=None,
+        description="Why the operator paused this stage for a person (Inconclusive, onError).",
+    )
+    inconclusive: bool = Field(
+        default=False, description="Held because the stage ran out of time without a Pass."
+    )
+    waiting_since: datetime | None = Field(
+        default=None,
+        description=(
+            "Where the maxDuration clock starts: the stage's start, moved on by a resume and by "
+            "the length of each analysis outage (time without metrics is not waiting for a Pass)."
+        ),
+    )
+    # The analysis clock: counts are measured over [analyzedUntil, now), never twice.
+    analyzed_until: datetime | None = None
+    next_analysis_at: datetime | None = None
+    error_since: datetime | None = Field(
+        default=None, description="Analysis has been failing (Error) since then."
+    )
+    errors: int = Field(default=0, description="Failed analysis attempts in a row (backoff).")
 
 
 class MetricResult(StatusModel):
@@ -581,10 +702,14 @@ class MetricResult(StatusModel):
     value: float | None = None
     stable_value: float | None = None
     evidence: float | None = Field(default=None, description="The e-value (sequential judge).")
-    samples: int | None = None
+    samples: int | None = Field(default=None, description="Candidate requests, whole rollout.")
+    stage_samples: int | None = Field(default=None, description="Candidate requests, this stage.")
     message: str | None = None
     # The sequential judge's state, carried across the stages of one candidate.
     log_evidence: float | None = None
+    evidence_components: list[float] | None = Field(
+        default=None, description="log e-value of each component of the mixture (judges.py)."
+    )
     candidate_bad: float | None = None
     stable_bad: float | None = None
     candidate_total: float | None = None

@@ -1,15 +1,32 @@
-"""What analysis says about the current stage, as the planner takes it."""
+"""What analysis tells the planner about the current stage, and the Events both of them emit."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
 class StageVerdict:
-    """`passed` lets the stage complete; `failed` rolls back at once with `reason`. Without
-    analysis a stage completes on its clock (the default)."""
+    """`passed` lets the stage complete (with its clock and approval); `failed` rolls back at
+    once with `reason`; `error` means the metrics could not be measured: hold, never promote,
+    and after onError.after do onError.action. `analyzed` is False when the operator runs without
+    analysis: stages then complete on their clocks."""
 
     passed: bool = True
     failed: bool = False
+    error: bool = False
+    analyzed: bool = True
     reason: str = ""
+
+
+NO_ANALYSIS = StageVerdict(
+    analyzed=False, reason="analysis off: the operator runs without --prometheus-url"
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str

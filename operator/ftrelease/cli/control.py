@@ -1,6 +1,7 @@
 """Commands for a running release: abort, approve, retry, pause, resume, status. abort, approve
 and retry set an annotation that the operator acts on and removes; pause and resume set
-spec.paused (a spec change, so GitOps tools see the drift)."""
+spec.paused (a spec change, so GitOps tools see the drift); resume also releases a hold the
+operator put on a stage (Inconclusive, or onError: pause)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ftrelease.api.models import GROUP, PLURAL, VERSION, FineTuneReleaseStatus
-from ftrelease.rollout.types import ABORT, APPROVE, RETRY
+from ftrelease.rollout.types import ABORT, APPROVE, RESUME, RETRY
 
 
 class Releases:
@@ -53,7 +54,10 @@ def retry(args: argparse.Namespace) -> int:
 
 def set_paused(paused: bool):
     def run(args: argparse.Namespace) -> int:
-        Releases(args).patch(args.name, {"spec": {"paused": paused}})
+        patch: dict[str, Any] = {"spec": {"paused": paused}}
+        if not paused:
+            patch["metadata"] = {"annotations": {RESUME: "resume"}}
+        Releases(args).patch(args.name, patch)
         print(f"{args.name}: {'paused' if paused else 'resumed'}")
         return 0
 
@@ -76,6 +80,11 @@ def status(args: argparse.Namespace) -> int:
             st.stage.started_at.isoformat() if st.stage.started_at else "not yet (route moving)"
         )
         console.print(f"stage {st.stage.index}: {st.stage.name}, {share}, started {started}")
+    if st.stage and st.stage.hold:
+        console.print(f"[bold red]held:[/bold red] {st.stage.hold}")
+    for condition in st.conditions:
+        if condition.type == "Analysis" and condition.status == "False":
+            console.print(f"[bold red]analysis:[/bold red] {condition.message}")
     if st.analysis:
         table = Table("metric", "outcome", "candidate", "stable", "evidence", "samples", "message")
         for r in st.analysis:
@@ -121,5 +130,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     command("retry", "roll a rolled-back or gated bundle out again from the first stage", retry)
     command("pause", "hold the rollout where it is", set_paused(True))
-    command("resume", "let a paused rollout go on", set_paused(False))
+    command(
+        "resume",
+        "let a paused or held rollout go on (held: analysis tries again)",
+        set_paused(False),
+    )
     command("status", "phase, stage, analysis and history", status)

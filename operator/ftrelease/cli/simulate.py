@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         regression=args.regression,
         added_rate=args.added_rate,
         scrape_gap=args.scrape_gap,
+        scrape_interval=args.scrape_interval,
     )
     report = simulate(release.spec, scenario, args.runs, args.seed)
     summary = report.summary()
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     label = "false-rollback rate" if healthy else "detection rate"
     table.add_row(label, f"{summary['rollback_rate']:.2%}")
     table.add_row("promoted", f"{summary['promotion_rate']:.2%}")
+    table.add_row("paused for a person", f"{summary['paused_rate']:.2%}")
     table.add_row("undecided", f"{summary['undecided_rate']:.2%}")
     table.add_row("bad requests served (mean)", f"{summary['bad_served_mean']:.1f}")
     table.add_row("bad requests served (p95)", f"{summary['bad_served_p95']:.0f}")
@@ -71,13 +73,16 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
         "--added-rate", type=float, default=0.0, help="candidate's bad rate = baseline + this"
     )
     p.add_argument(
-        "--scrape-interval", dest="scrape_gap", type=float, default=0.0, help=argparse.SUPPRESS
+        "--scrape-interval",
+        type=float,
+        default=15.0,
+        help="seconds between Prometheus scrapes: the newest requests count in the next window",
     )
     p.add_argument(
         "--scrape-gap",
         type=float,
         default=0.0,
-        help="probability that an interval's measurement is missing",
+        help="probability that a measurement fails (Prometheus unreachable: Error)",
     )
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--seed", type=int, default=1)

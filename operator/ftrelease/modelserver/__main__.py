@@ -42,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
         dest="refusal_patterns",
         help="regex counting a response as a refusal (default: a built-in set)",
     )
+    p.add_argument(
+        "--fault-error-rate",
+        type=float,
+        default=0.0,
+        help="fault injection (drills, tests): answer this fraction of requests with 500",
+    )
     return p
 
 

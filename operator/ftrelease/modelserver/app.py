@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -51,6 +52,9 @@ class ServerConfig:
     sample_capacity: int = 256
     redact: list[str] = field(default_factory=list)
     refusal_patterns: list[str] | None = None
+    # Fault injection for canary drills and the analysis e2e: this fraction of requests for a
+    # served model answer 500 (counted like any error). A real 2x error rate is hard to make.
+    fault_error_rate: float = 0.0
 
 
 class ApiError(Exception):
@@ -90,6 +94,7 @@ class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.metrics = ServerMetrics()
+        self.faults = random.Random()
         self.samples = SampleBuffer(config.sample_rate, config.sample_capacity, config.redact)
         self.refusals = (
             RefusalDetector(config.refusal_patterns)
@@ -330,6 +335,8 @@ def create_app(server: Server) -> FastAPI:
                 if not isinstance(prompt, str):
                     raise ApiError(400, "prompt must be a string", param="prompt")
             generation = server.generation(body, prompt, adapter)
+            if c.fault_error_rate and server.faults.random() < c.fault_error_rate:
+                raise ApiError(500, "injected fault", type_="server_error", code="injected_fault")
         except ApiError as exc:
             server.metrics.requests.labels(**labels, code=str(exc.status)).inc()
             return exc.response()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ftrelease.api.models import LATENCY_BUCKETS as API_LATENCY_BUCKETS
+
 LABELS = ["release", "revision", "model", "adapter"]
-LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+LATENCY_BUCKETS = API_LATENCY_BUCKETS["builtin"]  # latencyBound is validated against these
 
 
 class ServerMetrics:

@@ -13,6 +13,8 @@ class OperatorConfig:
     metrics_port: int = int(os.environ.get("FTRELEASE_METRICS_PORT", "8080"))
     metrics_address: str = os.environ.get("FTRELEASE_METRICS_ADDRESS", "0.0.0.0")
     liveness_port: int = int(os.environ.get("FTRELEASE_LIVENESS_PORT", "8081"))
+    # Without Prometheus there is no analysis: stages complete on their clocks and approvals.
+    prometheus_url: str = os.environ.get("FTRELEASE_PROMETHEUS_URL", "")
 
 
 CONFIG = OperatorConfig()

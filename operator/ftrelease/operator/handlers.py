@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
+from ftrelease.analysis.prometheus import PrometheusSource
 from ftrelease.api.models import GROUP, PLURAL, VERSION
 
 from . import metrics
@@ -81,14 +82,19 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 30
     kube = Kube()
     _state["kube"] = kube
-    _state["reconciler"] = Reconciler(kube)
+    source = PrometheusSource(CONFIG.prometheus_url) if CONFIG.prometheus_url else None
+    _state["reconciler"] = Reconciler(kube, source)
     if CONFIG.metrics_port:
         start_http_server(CONFIG.metrics_port, addr=CONFIG.metrics_address)
     stop = threading.Event()
     thread = threading.Thread(target=_resync, args=(stop,), name="resync", daemon=True)
     thread.start()
     _state["stop"] = stop
-    log.info("finetune-release-operator started; resync every %ss", CONFIG.interval)
+    log.info(
+        "finetune-release-operator started; resync every %ss; analysis: %s",
+        CONFIG.interval,
+        f"Prometheus at {CONFIG.prometheus_url}" if source else "off (no --prometheus-url)",
+    )
 
 
 @kopf.on.cleanup()

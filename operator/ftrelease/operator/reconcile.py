@@ -13,8 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ftrelease.analysis.source import MetricSource
+from ftrelease.analysis.step import analyze, from_source
 from ftrelease.api.models import Bundle, FineTuneReleaseSpec, FineTuneReleaseStatus
 from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
+from ftrelease.api.verdict import NO_ANALYSIS
 from ftrelease.rollout.planner import plan
 from ftrelease.rollout.types import COMMANDS, Decision, Observed, ObservedRevision
 from ftrelease.serving.objects import APPLIED_ANNOTATION, revision_objects
@@ -96,8 +99,9 @@ def status_patch(current: dict[str, Any], new: FineTuneReleaseStatus) -> dict[st
 
 
 class Reconciler:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, source: MetricSource | None = None) -> None:
         self.kube = kube
+        self.source = source  # None: no analysis, stages complete on their clocks
 
     def reconcile(self, body: dict[str, Any], now: datetime | None = None) -> Decision | None:
         now = now or datetime.now(UTC)
@@ -112,6 +116,11 @@ class Reconciler:
                 return None
             current = body.get("status") or {}
             status = FineTuneReleaseStatus.model_validate(current)
+            verdict, analysis_events = NO_ANALYSIS, []
+            if self.source is not None:
+                measure = from_source(self.source, spec.serving.runtime)
+                step = analyze(ref.name, ref.namespace, spec, status, measure, now)
+                status, verdict, analysis_events = step.status, step.verdict, step.events
             router = ROUTERS[spec.traffic.provider]
             owned = self.kube.owned(ref, (router.api_version, router.kind))
             observed = observe(ref, owned, router)
@@ -125,7 +134,9 @@ class Reconciler:
                 now=now,
                 generation=meta.get("generation"),
                 commands=commands,
+                verdict=verdict,
             )
+            decision.events[:0] = analysis_events
             self.apply(ref, spec, current, decision, observed)
         metrics.record(ref, status, decision)
         return decision

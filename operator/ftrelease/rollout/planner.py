@@ -27,15 +27,23 @@ from ftrelease.api.models import (
     StageStatus,
 )
 from ftrelease.api.revision import revision_of
-from ftrelease.api.verdict import StageVerdict
+from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 
-from .types import ABORT, APPROVE, COMMANDS, RETRY, Decision, Event, Observed, RevisionPlan, Route
+from .types import (
+    ABORT,
+    APPROVE,
+    COMMANDS,
+    RESUME,
+    RETRY,
+    Decision,
+    Event,
+    Observed,
+    RevisionPlan,
+    Route,
+)
 
 IN_PROGRESS = ("Pending", "Shadow", "Progressing", "Paused")
 HISTORY_LIMIT = 20  # entries kept in status.history
-
-
-NO_ANALYSIS = StageVerdict()
 
 
 def bundle_summary(bundle: Bundle) -> dict[str, str]:
@@ -276,6 +284,18 @@ class _Planner:
         if self.verdict.failed:
             self.rollback(self.verdict.reason or "analysis failed")
             return
+        if self.consume(RESUME) is not None and self.st.stage.hold:
+            self.st.stage = self.st.stage.model_copy(
+                update={
+                    "hold": None,
+                    "inconclusive": False,
+                    "waiting_since": self.now,
+                    "error_since": None,
+                    "errors": 0,
+                    "next_analysis_at": None,
+                }
+            )
+            self.event("Resumed", f"stage {stage.name} resumed by command")
         approval = self.consume(APPROVE)
         if approval is not None and approval in ("", stage.name) and not self.st.stage.approved:
             self.st.stage.approved = True
@@ -293,10 +313,12 @@ class _Planner:
             )
             self.requeue(2)
             return
-        if self.spec.paused:
+        if self.spec.paused or self.st.stage.hold:
             self.decision.route = self.held_route(stable, candidate)
             self.set_phase(
-                "Paused", f"paused in stage {stage.name}; set spec.paused=false to go on"
+                "Paused",
+                self.st.stage.hold
+                or f"paused in stage {stage.name}; set spec.paused=false to go on",
             )
             return
 
@@ -314,6 +336,12 @@ class _Planner:
             self.st.stage.started_at = self.now
             self.event("StageStarted", f"stage {stage.name}: {_route_text(stage)} to {candidate}")
         elapsed = self.now - self.st.stage.started_at
+        if (
+            self.verdict.analyzed
+            and not self.verdict.passed
+            and self.held_by_analysis(stage, phase)
+        ):
+            return
         duration = parse_duration(stage.duration) if stage.duration else timedelta(0)
         waiting = []
         if elapsed < duration:
@@ -334,7 +362,55 @@ class _Planner:
             "StageCompleted", f"stage {stage.name} passed after {int(elapsed.total_seconds())}s"
         )
         self.st.stage = _stage_status(index + 1, stages[index + 1])
+        if self.verdict.analyzed:  # the next stage passes on its own measurements only
+            self.verdict = StageVerdict(passed=False, reason="the stage is not analysed yet")
         self.progress(stable)  # the next stage's route in this same decision, if ready for it
+
+    def held_by_analysis(self, stage: Stage, phase: str) -> bool:
+        """Error past onError.after, or a stage past its longest time without a Pass
+        (Inconclusive): roll back or pause for a person, as the spec says. True when acted."""
+        assert self.st.stage is not None and self.st.stage.started_at is not None
+        on_error = self.spec.strategy.analysis.on_error
+        since = self.st.stage.error_since
+        if self.verdict.error:
+            if since is None or self.now - since < parse_duration(on_error.after):
+                self.set_phase(
+                    phase,
+                    f"stage {stage.name}: holding traffic, analysis cannot measure: "
+                    f"{self.verdict.reason}",
+                )
+                return True
+            reason = f"analysis failing for {on_error.after}: {self.verdict.reason}"
+            if on_error.action == "rollback":
+                self.rollback(reason)
+            else:
+                self.hold("AnalysisErrorPaused", reason)
+            return True
+        clock = self.st.stage.waiting_since or self.st.stage.started_at
+        if self.now - clock < stage.longest:
+            return False
+        self.st.analysis = [
+            r.model_copy(update={"outcome": "Inconclusive"}) if r.outcome == "NoData" else r
+            for r in self.st.analysis
+        ]
+        self.st.stage.inconclusive = True
+        waited = int((self.now - clock).total_seconds())
+        self.hold(
+            "Inconclusive",
+            f"stage {stage.name} inconclusive: no Pass after {waited}s: {self.verdict.reason}",
+        )
+        return True
+
+    def hold(self, reason: str, message: str) -> None:
+        """Pauses the stage for a person: the route stays, the phase is Paused."""
+        assert self.st.stage is not None
+        message = (
+            f"{message}; `kubectl finetune resume {self.name}` to try again, "
+            f"`kubectl finetune abort {self.name}` to roll back"
+        )
+        self.st.stage.hold = message
+        self.event(reason, message, warning=True)
+        self.set_phase("Paused", message)
 
     def held_route(self, stable: str, candidate: str) -> Route:
         route = self.observed.route
@@ -473,14 +549,16 @@ def _describe(bundle: Bundle) -> str:
 
 def conditions(status: FineTuneReleaseStatus, revision: str, now: datetime) -> list[Condition]:
     """kstatus conditions: Ready (the spec's bundle serves all traffic), Reconciling (a rollout
-    is moving), Stalled (it cannot move on without a person)."""
+    is moving), Stalled (it cannot move on without a person); and, while a candidate is being
+    analysed, Analysis (False when its metrics cannot be measured)."""
     phase = status.phase or "Pending"
     ready = phase in ("Promoted", "RolledBack") and status.stable_revision == revision
     reconciling = phase in ("Pending", "Shadow", "Progressing")
-    stalled = phase in ("Gated", "Failed") or (phase == "RolledBack" and not ready)
+    held = phase == "Paused" and status.stage is not None and status.stage.hold is not None
+    stalled = phase in ("Gated", "Failed") or (phase == "RolledBack" and not ready) or held
     previous = {c.type: c for c in status.conditions}
 
-    def condition(kind: str, value: bool, reason: str) -> Condition:
+    def condition(kind: str, value: bool, reason: str, message: str | None = None) -> Condition:
         text = "True" if value else "False"
         before = previous.get(kind)
         changed = before is None or before.status != text
@@ -488,18 +566,36 @@ def conditions(status: FineTuneReleaseStatus, revision: str, now: datetime) -> l
             type=kind,
             status=text,
             reason=reason,
-            message=status.message or "",
+            message=status.message or "" if message is None else message,
             last_transition_time=now if changed else before.last_transition_time,
             observed_generation=status.observed_generation,
         )
 
-    return [
+    found = [
         condition("Ready", ready, phase),
         condition("Reconciling", reconciling, phase if reconciling else "Idle"),
         condition(
-            "Stalled", stalled, phase if stalled else "Progressing" if reconciling else "Idle"
+            "Stalled",
+            stalled,
+            ("Held" if held else phase) if stalled else "Progressing" if reconciling else "Idle",
         ),
     ]
+    if status.stage is not None and status.analysis:
+        errors = [r for r in status.analysis if r.outcome == "Error"]
+        if errors:
+            found.append(
+                condition(
+                    "Analysis",
+                    False,
+                    "MetricsUnavailable",
+                    "; ".join(f"{r.metric}: {r.message}" for r in errors),
+                )
+            )
+        else:
+            order = ("Fail", "Inconclusive", "NoData", "Pass")
+            worst = min(status.analysis, key=lambda r: order.index(r.outcome))
+            found.append(condition("Analysis", True, worst.outcome, worst.message or ""))
+    return found
 
 
 def plan(

@@ -7,13 +7,15 @@ from typing import Literal
 
 from ftrelease.api.models import Bundle, FineTuneReleaseStatus
 from ftrelease.api.route import Route
+from ftrelease.api.verdict import Event
 
 # Commands are annotations on the FineTuneRelease, set by `kubectl finetune abort|approve|retry`.
 COMMAND_PREFIX = "finetune.dev/"
 ABORT = COMMAND_PREFIX + "abort"
 APPROVE = COMMAND_PREFIX + "approve"
 RETRY = COMMAND_PREFIX + "retry"
-COMMANDS = (ABORT, APPROVE, RETRY)
+RESUME = COMMAND_PREFIX + "resume"  # releases a hold (Inconclusive, onError pause)
+COMMANDS = (ABORT, APPROVE, RETRY, RESUME)
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,6 @@ class Observed:
     def ready(self, revision: str, replicas: int) -> bool:
         found = self.revisions.get(revision)
         return bool(found and found.available and found.ready_replicas >= replicas)
-
-
-@dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

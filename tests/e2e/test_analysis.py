@@ -1,0 +1,248 @@
+"""Analysis on real parts: the operator (with --prometheus-url) judges each stage from the real
+Prometheus, which scrapes real builtin model-server processes on tiny models; a traffic
+generator sends requests split by the HTTPRoute's weights. The servers' error rates are set
+with their fault-injection flag (a real 2x error rate cannot be produced on demand)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.cluster.localprometheus import LocalPrometheus
+from tests.e2e.conftest import Releases, release_doc
+from tests.e2e.test_rollout import NAME, revision
+from tests.model_servers import ModelServer
+from tests.operator_process import OperatorProcess
+from tests.tiny_models import build_base
+from tests.traffic import TrafficGenerator
+
+pytestmark = [pytest.mark.e2e, pytest.mark.serve]
+
+RPS = 30
+STABLE_ERRORS = 0.2
+VERSIONS = {"stable": "2026-11-01", "healthy": "2026-11-02", "regressed": "2026-11-03"}
+FAULTS = {"stable": STABLE_ERRORS, "healthy": STABLE_ERRORS, "regressed": 2 * STABLE_ERRORS}
+
+
+def analysed_doc(version: str, canary_seconds: int, **analysis: Any) -> dict[str, Any]:
+    doc = release_doc()
+    spec = doc["spec"]
+    spec["bundle"]["dataset"]["version"] = version
+    spec["serving"]["runtime"] = "builtin"
+    spec["serving"].pop("image", None)
+    spec["strategy"]["stages"] = [
+        {"name": "canary-50", "weight": 50, "duration": f"{canary_seconds}s"},
+        {"name": "full", "weight": 100, "duration": "2s"},
+    ]
+    spec["strategy"]["analysis"] = {
+        "interval": "3s",
+        "alpha": 0.01,
+        "minSamples": 40,
+        "onError": {"after": "5m", "action": "pause"},
+        "metrics": [{"name": "errors", "template": "error-rate", "margin": 0}],
+        **analysis,
+    }
+    return doc
+
+
+@pytest.fixture(scope="module")
+def analysing_operator(
+    operator: OperatorProcess, prometheus: LocalPrometheus
+) -> Iterator[OperatorProcess]:
+    """The session's operator, restarted with --prometheus-url for this module's tests."""
+    operator.stop()
+    operator.prometheus_url = prometheus.url
+    operator.start()
+    yield operator
+    operator.stop()
+    operator.prometheus_url = ""
+    operator.start()
+
+
+@pytest.fixture(scope="module")
+def backends(prometheus: LocalPrometheus, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """One model server per bundle version, labelled with its revision, scraped every second."""
+    workdir = tmp_path_factory.mktemp("analysis-servers")
+    base = build_base(workdir / "base")
+    started = {}
+    for role, version in VERSIONS.items():
+        rev = revision(analysed_doc(version, 1))
+        started[rev] = ModelServer(
+            workdir,
+            [
+                f"--base={base}",
+                f"--model-name={NAME}",
+                f"--release={NAME}",
+                f"--revision={rev}",
+                f"--fault-error-rate={FAULTS[role]}",
+            ],
+        )
+    with ThreadPoolExecutor(len(started)) as pool:  # each start waits for /ready
+        list(pool.map(ModelServer.start, started.values()))
+    prometheus.scrape_static("analysis", [f"127.0.0.1:{s.port}" for s in started.values()])
+    yield {rev: server.url for rev, server in started.items()}
+    for server in started.values():
+        server.stop()
+
+
+def start_release(releases: Releases, candidate_version: str, **kwargs: Any) -> tuple[str, str]:
+    """Promotes the stable bundle (the first revision needs no analysis), then changes the
+    bundle to the candidate's; returns (stable, candidate) revisions."""
+    stable_doc = analysed_doc(VERSIONS["stable"], **kwargs)
+    releases.create(stable_doc)
+    stable = releases.wait_phase(NAME, "Promoted")["stableRevision"]
+    candidate_doc = analysed_doc(candidate_version, **kwargs)
+    releases.patch(NAME, {"spec": candidate_doc["spec"]})
+    return stable, revision(candidate_doc)
+
+
+def traffic(releases: Releases, backends: dict[str, str]) -> TrafficGenerator:
+    return TrafficGenerator(lambda: releases.route_state(NAME), backends, NAME, rps=RPS)
+
+
+def reasons(releases: Releases) -> list[str]:
+    return [reason for reason, _ in releases.events(NAME)]
+
+
+def message_of(releases: Releases, reason: str) -> str:
+    return next(m for r, m in reversed(releases.events(NAME)) if r == reason)
+
+
+def test_a_healthy_candidate_is_promoted_on_analysis(
+    analysing_operator, backends, releases: Releases
+):
+    _stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=10)
+    with traffic(releases, backends) as generator:
+        status = releases.wait(
+            NAME, "promoted", lambda s: s.get("stableRevision") == candidate, timeout=150
+        )
+    assert status["phase"] == "Promoted"
+    assert generator.sent[(candidate, 500)] > 0  # the candidate did fail some requests
+    history = status["history"][0]
+    assert (history["revision"], history["outcome"]) == (candidate, "Promoted")
+    # Each stage passed on analysis: an Event per metric with its figures.
+    passes = [m for r, m in releases.events(NAME) if r == "Analysis" and "errors: Pass" in m]
+    assert len(passes) >= 2, releases.events(NAME)
+    assert "candidate" in passes[0] and "stable" in passes[0] and "evidence" in passes[0]
+
+
+def test_twice_the_stable_error_rate_is_rolled_back_with_the_reason(
+    analysing_operator, backends, releases: Releases
+):
+    stable, _candidate = start_release(releases, VERSIONS["regressed"], canary_seconds=600)
+    with traffic(releases, backends):
+        status = releases.wait_phase(NAME, "RolledBack", timeout=150)
+    reason = status["history"][0]["reason"]
+    # The metric, both figures and the bound.
+    assert reason.startswith("errors: candidate "), reason
+    assert " vs stable " in reason and "evidence" in reason and ">= 100" in reason
+    candidate_rate = float(reason.split("candidate ")[1].split("%")[0]) / 100
+    stable_rate = float(reason.split("vs stable ")[1].split("%")[0]) / 100
+    assert candidate_rate > 1.3 * stable_rate
+    assert reason in message_of(releases, "RolledBack")
+    releases.wait_route(NAME, (((stable, 100),), None, 0))
+    errors = next(r for r in status["analysis"] if r["metric"] == "errors")
+    assert errors["outcome"] == "Fail" and errors["evidence"] >= 100
+
+
+def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(
+    analysing_operator, backends, releases: Releases, prometheus: LocalPrometheus
+):
+    stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=12)
+    split = (((stable, 50), (candidate, 50)), None, 0)
+    with traffic(releases, backends):
+        releases.wait(NAME, "first analysis", lambda s: s.get("analysis"), timeout=60)
+        prometheus.stop()
+        try:
+            held = releases.wait(
+                NAME,
+                "Analysis condition False",
+                lambda s: any(
+                    c["type"] == "Analysis" and c["status"] == "False"
+                    for c in s.get("conditions", [])
+                ),
+                timeout=30,
+            )
+            condition = next(c for c in held["conditions"] if c["type"] == "Analysis")
+            assert condition["reason"] == "MetricsUnavailable"
+            assert "unreachable" in condition["message"]
+            assert "AnalysisError" in reasons(releases)
+            assert "unreachable" in message_of(releases, "AnalysisError")
+            # Past the stage's 12 seconds, the weights stay and nothing is decided.
+            end = time.monotonic() + 15
+            while time.monotonic() < end:
+                status = releases.status(NAME)
+                assert status["phase"] == "Progressing", status
+                assert status["stage"]["name"] == "canary-50"
+                assert releases.route_state(NAME) == split
+                time.sleep(0.5)
+            assert "holding traffic" in status["message"]
+        finally:
+            prometheus.start()
+        status = releases.wait(
+            NAME, "promoted", lambda s: s.get("stableRevision") == candidate, timeout=120
+        )
+    assert "AnalysisRecovered" in reasons(releases)
+    assert "RolledBack" not in reasons(releases)
+
+
+def test_a_wrong_query_is_an_error_with_prometheus_message_then_on_error_acts(
+    analysing_operator, releases: Releases
+):
+    broken = {
+        "name": "escalations",
+        "query": "sum(rate(app_escalations_total[{{interval}}])",  # one ")" short
+        "judge": "threshold",
+        "max": 1,
+    }
+    stable, _candidate = start_release(
+        releases,
+        VERSIONS["healthy"],
+        canary_seconds=2,
+        metrics=[broken],
+        onError={"after": "8s", "action": "rollback"},
+    )
+    status = releases.wait(
+        NAME,
+        "Error outcome",
+        lambda s: any(r["outcome"] == "Error" for r in s.get("analysis", [])),
+        timeout=60,
+    )
+    message = status["analysis"][0]["message"]
+    assert "prometheus refused the query: bad_data" in message, message
+    assert "parse error" in message
+    assert status["phase"] == "Progressing"
+    # onError: rollback after 8s of Error, with the reason.
+    status = releases.wait_phase(NAME, "RolledBack", timeout=60)
+    assert "analysis failing for 8s" in status["history"][0]["reason"]
+    assert "bad_data" in status["history"][0]["reason"]
+    assert status["stableRevision"] == stable
+
+
+def test_zero_traffic_is_no_data_and_never_promotes(analysing_operator, releases: Releases):
+    stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=3)
+    status = releases.wait(
+        NAME,
+        "NoData",
+        lambda s: any(r["outcome"] == "NoData" for r in s.get("analysis", [])),
+        timeout=60,
+    )
+    assert "0 of 40 candidate samples" in status["analysis"][0]["message"]
+    # The stage's 3 seconds pass; NoData waits until the stage's longest time (3 x 3s), then
+    # pauses for a person: never promoted, never rolled back.
+    status = releases.wait_phase(NAME, "Paused", timeout=60)
+    assert status["stage"]["name"] == "canary-50"
+    assert "inconclusive" in status["stage"]["hold"]
+    assert status["analysis"][0]["outcome"] == "Inconclusive"
+    assert status["stableRevision"] == stable
+    assert "Inconclusive" in reasons(releases)
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    time.sleep(3)
+    status = releases.status(NAME)
+    assert status["phase"] == "Paused" and status["stableRevision"] == stable
+    assert releases.route_state(NAME) == (((stable, 50), (candidate, 50)), None, 0)
