@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve clean
+.PHONY: playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis clean
 
 playground: up
 
@@ -41,6 +41,9 @@ $(VENV)/.installed: pyproject.toml
 
 bench-serve: deps
 	$(PY) bench/serve/run.py
+
+bench-analysis: deps
+	$(PY) bench/analysis/run.py
 
 cluster-binaries:
 	bash tests/cluster/build.sh >/dev/null
