@@ -99,3 +99,25 @@ def test_threshold_breach_fails_naming_the_bound():
         [],
     )
     assert verdict.failed and "escalations: 0.05 breaks max 0.02" in verdict.reason
+
+
+def test_relative_at_a_full_stage_compares_with_stable_last_value():
+    analysis = Analysis.model_validate(
+        {
+            "metrics": [
+                {
+                    "name": "cost",
+                    "template": "tokens-per-request",
+                    "judge": "relative",
+                    "margin": 0.2,
+                }
+            ]
+        }
+    )
+    at_ten, _ = evaluate(analysis, {"cost": Measurement(candidate_value=110, stable_value=100)}, [])
+    assert at_ten[0].outcome == "Pass"
+    # Stable serves nothing at 100%: its last value still bounds the candidate.
+    ok, verdict = evaluate(analysis, {"cost": Measurement(candidate_value=115)}, at_ten)
+    assert ok[0].outcome == "Pass" and ok[0].stable_value == 100 and verdict.passed
+    _, verdict = evaluate(analysis, {"cost": Measurement(candidate_value=130)}, at_ten)
+    assert verdict.failed and "exceeds (1 + 0.2) x stable" in verdict.reason

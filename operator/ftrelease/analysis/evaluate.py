@@ -121,7 +121,11 @@ def judge(
             )
         return result
     value = measurement.candidate_value
-    if value is None or (kind == "relative" and measurement.stable_value is None):
+    # At a 100% stage stable serves nothing: compare with its last measured value.
+    stable = measurement.stable_value
+    if stable is None and previous is not None:
+        stable = previous.stable_value
+    if value is None or (kind == "relative" and stable is None):
         return MetricResult(metric=name, outcome="NoData", message=f"{name}: no value yet")
     if kind == "threshold":
         ok = threshold_holds(value, metric.min, metric.max)
@@ -136,7 +140,7 @@ def judge(
             value=value,
             message=None if ok else f"{name}: {value:.4g} breaks {bound}",
         )
-    stable = measurement.stable_value
+    assert stable is not None
     ok = relative_holds(value, stable, metric.margin)
     return MetricResult(
         metric=name,
