@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from ftrelease.analysis.evaluate import Measurement
+from ftrelease.analysis.prometheus import PrometheusSource
+from ftrelease.analysis.step import measure
 from ftrelease.analysis.templates import BUILTIN, render
+from ftrelease.api.models import Metric
 
 from tests.cluster.processes import wait_until
 
@@ -36,3 +40,37 @@ def test_refusal_rate_template_over_prometheus(tiny, servers, prometheus):
     assert rate == pytest.approx(0.5, abs=1e-9)
     errors = float(prometheus.query(render(BUILTIN["error-rate"].value, variables))[0]["value"][1])
     assert errors == 0
+
+
+def test_slow_requests_template_reads_the_histogram_bucket(tiny, servers, prometheus):
+    """The operator's own measure() through the real Prometheus: latencyBound becomes the
+    histogram's `le` label as the server writes it, so the bucket series is found."""
+    server = servers(f"--base={tiny.base}", "--model-name=m", "--release=slowbot", "--revision=c1")
+    prometheus.scrape_static("modelserver-slow", [f"127.0.0.1:{server.port}"])
+    metric = Metric(name="slow", template="slow-requests", latencyBound="4s")
+    variables = {
+        "namespace": "ml",
+        "release": "slowbot",
+        "revision": "c1",
+        "stableRevision": "c0",  # never served: no series
+        "interval": "5m",
+    }
+    source = PrometheusSource(prometheus.url)
+
+    def counted() -> Measurement:
+        return measure(metric, "builtin", source, variables)
+
+    total = render(BUILTIN["slow-requests"].total, variables)
+    wait_until("zeroed series scraped", lambda: prometheus.query(total), 30)
+    for _ in range(4):
+        server.text("m", "hello", 2)
+    wait_until("requests scraped", lambda: counted().candidate.total >= 3.9, 30)
+    found = counted()
+    assert found.error is None
+    assert found.candidate.bad == pytest.approx(0, abs=1e-9)  # all faster than 4s
+    assert (found.stable.bad, found.stable.total) == (0, 0)
+    # A bound that is no bucket of the histogram is an Error, not "no slow requests" (the API
+    # refuses it; a server with other buckets would meet it here).
+    off_bucket = Metric(name="slow", template="slow-requests", latencyBound="3s")
+    error = measure(off_bucket, "builtin", source, variables).error
+    assert error is not None and 'no histogram bucket le="3.0"' in error

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from ftrelease.api.durations import parse_duration
 from ftrelease.api.models import (
-    RATE_TEMPLATES,
     FineTuneReleaseSpec,
     FineTuneReleaseStatus,
     Metric,
@@ -44,7 +43,6 @@ class AnalysisStep:
     status: FineTuneReleaseStatus  # with the analysis results and the stage's clock updated
     verdict: StageVerdict
     events: list[Event] = field(default_factory=list)
-    measured: bool = False  # the source was asked this time
 
 
 def _waiting(reason: str) -> StageVerdict:
@@ -114,7 +112,7 @@ def analyze(
                     f"(onError: {on_error.action} after {on_error.after}): {what}",
                 )
             )
-        return AnalysisStep(status, verdict_of(status.analysis), events, measured=True)
+        return AnalysisStep(status, verdict_of(status.analysis), events)
 
     if stage.error_since is not None:
         # The outage does not count against the stage's maxDuration.
@@ -139,7 +137,7 @@ def analyze(
     stage.next_analysis_at = now + interval
     stage.errors = 0
     stage.error_since = None
-    return AnalysisStep(status, verdict, events, measured=True)
+    return AnalysisStep(status, verdict, events)
 
 
 def measure(
@@ -147,17 +145,16 @@ def measure(
 ) -> Measurement:
     """One metric over the window: candidate and stable counts for rate templates, the
     candidate's value (and stable's, for the relative judge) otherwise."""
+    if metric.latency_bound is not None:  # as the histogram's `le` label writes it: "2.0"
+        seconds = parse_duration(metric.latency_bound).total_seconds()
+        variables = {**variables, "latencyBound": f"{seconds:.1f}"}
     stable = {**variables, "revision": variables["stableRevision"]}
     try:
         if metric.template is not None:
             template = TEMPLATES[runtime].get(metric.template)
             if template is None:
                 raise MetricError(f"template {metric.template} is not measured by {runtime}")
-            if metric.latency_bound is not None:
-                seconds = parse_duration(metric.latency_bound).total_seconds()
-                variables = {**variables, "latencyBound": f"{seconds:.1f}"}
-                stable["latencyBound"] = variables["latencyBound"]
-            if isinstance(template, RateTemplate) and metric.template in RATE_TEMPLATES:
+            if isinstance(template, RateTemplate):
                 return Measurement(
                     candidate=_counts(source, template, variables),
                     stable=_counts(source, template, stable),
@@ -179,8 +176,18 @@ def measure(
 
 def _counts(source: MetricSource, template: RateTemplate, variables: dict[str, str]) -> Counts:
     # No series (nothing scraped for this revision yet) is zero requests: NoData, not Error.
-    bad = source.query(render(template.bad, variables)) or 0.0
     total = source.query(render(template.total, variables)) or 0.0
+    if template.good is None:
+        assert template.bad is not None
+        bad = source.query(render(template.bad, variables)) or 0.0
+    else:
+        good = source.query(render(template.good, variables))
+        if good is None and total > 0:
+            raise MetricError(
+                f'no histogram bucket le="{variables.get("latencyBound")}" for revision '
+                f"{variables['revision']}: latencyBound must be one of the histogram's bounds"
+            )
+        bad = total - (good or 0.0)
     return Counts(max(bad, 0.0), max(total, 0.0))
 
 

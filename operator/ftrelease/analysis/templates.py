@@ -28,11 +28,17 @@ def _increase(metric: str, extra: str = "") -> str:
 
 @dataclass(frozen=True)
 class RateTemplate:
-    bad: str
+    """Bad events of all events; or, with `good` (a histogram bucket), all but the good ones,
+    so that a bucket that does not exist is an error rather than zero slow requests."""
+
     total: str
+    bad: str | None = None
+    good: str | None = None
 
     @property
     def value(self) -> str:
+        if self.good is not None:
+            return f"1 - ({self.good}) / ({self.total})"
         return f"({self.bad}) / ({self.total})"
 
 
@@ -45,9 +51,10 @@ Template = RateTemplate | ValueTemplate
 
 
 def _slow(histogram: str) -> RateTemplate:
-    count = _increase(f"{histogram}_count")
-    fast = _increase(f"{histogram}_bucket", 'le="{{latencyBound}}"')
-    return RateTemplate(bad=f"{count} - {fast}", total=count)
+    return RateTemplate(
+        total=_increase(f"{histogram}_count"),
+        good=_increase(f"{histogram}_bucket", 'le="{{latencyBound}}"'),
+    )
 
 
 _OK = _increase("finetune_requests_total", 'code="200"')

@@ -566,7 +566,7 @@ def conditions(status: FineTuneReleaseStatus, revision: str, now: datetime) -> l
             type=kind,
             status=text,
             reason=reason,
-            message=status.message or "" if message is None else message,
+            message=(status.message or "") if message is None else message,
             last_transition_time=now if changed else before.last_transition_time,
             observed_generation=status.observed_generation,
         )
