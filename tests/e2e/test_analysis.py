@@ -5,6 +5,8 @@ with their fault-injection flag (a real 2x error rate cannot be produced on dema
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -104,6 +106,17 @@ def traffic(releases: Releases, backends: dict[str, str]) -> TrafficGenerator:
     return TrafficGenerator(lambda: releases.route_state(NAME), backends, NAME, rps=RPS)
 
 
+def operator_metric(operator: OperatorProcess, name: str, namespace: str) -> float:
+    """The operator's own metric `name` for the test's release."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(operator.metrics()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("namespace") == namespace:
+                return sample.value
+    raise AssertionError(f"{name} for namespace {namespace} not in the operator's metrics")
+
+
 def reasons(releases: Releases) -> list[str]:
     return [reason for reason, _ in releases.events(NAME)]
 
@@ -147,6 +160,10 @@ def test_twice_the_stable_error_rate_is_rolled_back_with_the_reason(
     releases.wait_route(NAME, (((stable, 100),), None, 0))
     errors = next(r for r in status["analysis"] if r["metric"] == "errors")
     assert errors["outcome"] == "Fail" and errors["evidence"] >= 100
+    evidence = operator_metric(
+        analysing_operator, "ftrelease_analysis_evidence", releases.namespace
+    )
+    assert evidence >= 100
 
 
 def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(
@@ -188,6 +205,11 @@ def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(
         )
     assert "AnalysisRecovered" in reasons(releases)
     assert "RolledBack" not in reasons(releases)
+    # On-call sees the failed attempts in the operator's own metrics.
+    assert (
+        operator_metric(analysing_operator, "ftrelease_analysis_errors_total", releases.namespace)
+        >= 1
+    )
 
 
 def test_a_wrong_query_is_an_error_with_prometheus_message_then_on_error_acts(
@@ -223,7 +245,22 @@ def test_a_wrong_query_is_an_error_with_prometheus_message_then_on_error_acts(
     assert status["stableRevision"] == stable
 
 
-def test_zero_traffic_is_no_data_and_never_promotes(analysing_operator, releases: Releases):
+def finetune(installed, releases: Releases, *args: str) -> str:
+    """`kubectl finetune ARGS` against the local cluster; its output."""
+    options = ["-n", releases.namespace, "--kubeconfig", str(installed.kubeconfig)]
+    result = subprocess.run(
+        [sys.executable, "-m", "ftrelease.cli.main", *args, *options],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_zero_traffic_is_no_data_and_never_promotes(
+    analysing_operator, installed, releases: Releases
+):
     stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=3)
     status = releases.wait(
         NAME,
@@ -246,3 +283,10 @@ def test_zero_traffic_is_no_data_and_never_promotes(analysing_operator, releases
     status = releases.status(NAME)
     assert status["phase"] == "Paused" and status["stableRevision"] == stable
     assert releases.route_state(NAME) == (((stable, 50), (candidate, 50)), None, 0)
+    shown = finetune(installed, releases, "status", NAME)
+    assert "held:" in shown and "inconclusive" in shown
+    assert "errors" in shown and "Inconclusive" in shown  # the metric's row
+    # A person resumes: the hold goes, analysis waits again with a fresh clock.
+    finetune(installed, releases, "resume", NAME)
+    releases.wait(NAME, "hold released", lambda s: not s["stage"].get("hold"), timeout=30)
+    assert "Resumed" in reasons(releases)

@@ -65,6 +65,10 @@ def test_cli_prints_json(tmp_path):
             "5",
             "--regression",
             "40",
+            "--scrape-interval",
+            "30",
+            "--scrape-gap",
+            "0.1",
             "--json",
         ],
         capture_output=True,
@@ -73,3 +77,4 @@ def test_cli_prints_json(tmp_path):
     )
     figures = json.loads(result.stdout)
     assert figures["runs"] == 5 and figures["rollback_rate"] == 1.0
+    assert figures["scenario"]["scrape_interval"] == 30.0

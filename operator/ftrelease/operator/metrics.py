@@ -25,6 +25,17 @@ RELEASES = Gauge(
     ["namespace", "release", "phase"],
 )
 
+ANALYSIS_EVIDENCE = Gauge(
+    "ftrelease_analysis_evidence",
+    "The candidate's e-value per sequential metric (Fail at 1 / (alpha / metrics)).",
+    ["namespace", "release", "metric"],
+)
+ANALYSIS_ERRORS = Counter(
+    "ftrelease_analysis_errors_total",
+    "Analysis attempts that could not measure (Prometheus down, bad query).",
+    ["namespace", "release"],
+)
+
 PHASES = get_args(Phase)
 
 
@@ -38,6 +49,12 @@ def record(ref: ReleaseRef, before: FineTuneReleaseStatus, decision: Decision | 
             ROLLBACKS.labels(ref.namespace, ref.name).inc()
     for name in PHASES:
         RELEASES.labels(ref.namespace, ref.name, name).set(1 if name == phase else 0)
+    stage = decision.status.stage
+    if stage is not None and stage.errors > (before.stage.errors if before.stage else 0):
+        ANALYSIS_ERRORS.labels(ref.namespace, ref.name).inc()
+    for result in decision.status.analysis:
+        if result.evidence is not None:
+            ANALYSIS_EVIDENCE.labels(ref.namespace, ref.name, result.metric).set(result.evidence)
 
 
 def forget(namespace: str, release: str) -> None:

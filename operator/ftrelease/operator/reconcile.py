@@ -115,11 +115,11 @@ class Reconciler:
                 log.error("release %s/%s has an invalid spec: %s", ref.namespace, ref.name, exc)
                 return None
             current = body.get("status") or {}
-            status = FineTuneReleaseStatus.model_validate(current)
-            verdict, analysis_events = NO_ANALYSIS, []
-            if self.source is not None:
+            before = FineTuneReleaseStatus.model_validate(current)
+            status, verdict, analysis_events = before, NO_ANALYSIS, []
+            if self.source is not None:  # measure first: the planner takes the verdict
                 measure = from_source(self.source, spec.serving.runtime)
-                step = analyze(ref.name, ref.namespace, spec, status, measure, now)
+                step = analyze(ref.name, ref.namespace, spec, before, measure, now)
                 status, verdict, analysis_events = step.status, step.verdict, step.events
             router = ROUTERS[spec.traffic.provider]
             owned = self.kube.owned(ref, (router.api_version, router.kind))
@@ -138,7 +138,7 @@ class Reconciler:
             )
             decision.events[:0] = analysis_events
             self.apply(ref, spec, current, decision, observed)
-        metrics.record(ref, status, decision)
+        metrics.record(ref, before, decision)
         return decision
 
     def apply(
