@@ -68,6 +68,8 @@ def status(args: argparse.Namespace) -> int:
     body = Releases(args).get(args.name)
     st = FineTuneReleaseStatus.model_validate(body.get("status") or {})
     console = Console(soft_wrap=True)  # long messages stay on one line, greppable
+    if not console.is_terminal:  # piped: wide enough that table cells are not wrapped
+        console.width = 200
     console.print(
         f"[bold]{args.name}[/bold]  phase [bold]{st.phase or '-'}[/bold]  "
         f"stable {st.stable_revision or '-'}  candidate {st.candidate_revision or '-'}"
