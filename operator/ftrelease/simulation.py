@@ -145,6 +145,8 @@ def simulate_run(
             status = decision.status
             replicas = {p.revision: p.replicas for p in decision.revisions if p.replicas}
             route = decision.route or route
+        if status.stage and status.stage.started_at == now:
+            traffic.visible[:] = 0  # the stage's first window starts now, as the operator's
         elapsed = (now - START).total_seconds()
         if status.stable_revision == candidate:
             return RunResult("promoted", bad_served, elapsed)

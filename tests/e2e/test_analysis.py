@@ -45,7 +45,7 @@ def analysed_doc(version: str, canary_seconds: int, **analysis: Any) -> dict[str
         "alpha": 0.01,
         "minSamples": 40,
         "onError": {"after": "5m", "action": "pause"},
-        "metrics": [{"name": "errors", "template": "error-rate", "margin": 0}],
+        "metrics": [{"name": "errors", "template": "error-rate", "margin": 0.1}],
         **analysis,
     }
     return doc
