@@ -5,6 +5,8 @@ with their fault-injection flag (a real 2x error rate cannot be produced on dema
 
 from __future__ import annotations
 
+import copy
+import json
 import subprocess
 import sys
 import time
@@ -26,14 +28,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.serve]
 
 RPS = 30
 STABLE_ERRORS = 0.2
-VERSIONS = {"stable": "2026-11-01", "healthy": "2026-11-02", "regressed": "2026-11-03"}
-FAULTS = {"stable": STABLE_ERRORS, "healthy": STABLE_ERRORS, "regressed": 2 * STABLE_ERRORS}
+VERSIONS = {
+    "stable": "2026-11-01",
+    "healthy": "2026-11-02",
+    "regressed": "2026-11-03",
+    "json": "2026-11-04",  # asks for JSON, which the tiny model never writes
+}
+FAULTS = {role: STABLE_ERRORS for role in VERSIONS} | {"regressed": 2 * STABLE_ERRORS}
+ANY_TEXT = {"type": "regex", "pattern": "(?s).*"}  # every answer is checked, and valid
 
 
 def analysed_doc(version: str, canary_seconds: int, **analysis: Any) -> dict[str, Any]:
     doc = release_doc()
     spec = doc["spec"]
     spec["bundle"]["dataset"]["version"] = version
+    if version != VERSIONS["json"]:  # the example's prompt asks for JSON (a json-schema)
+        spec["bundle"]["prompt"]["outputFormat"] = ANY_TEXT
     spec["serving"]["runtime"] = "builtin"
     spec["serving"].pop("image", None)
     spec["strategy"]["stages"] = [
@@ -72,10 +82,14 @@ def backends(prometheus: LocalPrometheus, tmp_path_factory) -> Iterator[dict[str
     base = build_base(workdir / "base")
     started = {}
     for role, version in VERSIONS.items():
-        rev = revision(analysed_doc(version, 1))
+        doc = analysed_doc(version, 1)
+        rev = revision(doc)
+        bundle = workdir / f"{rev}.json"  # as the revision's ConfigMap mounts it
+        bundle.write_text(json.dumps({"revision": rev, "bundle": doc["spec"]["bundle"]}))
         started[rev] = ModelServer(
             workdir,
             [
+                f"--bundle={bundle}",
                 f"--base={base}",
                 f"--model-name={NAME}",
                 f"--release={NAME}",
@@ -98,7 +112,9 @@ def start_release(releases: Releases, candidate_version: str, **kwargs: Any) -> 
     releases.create(stable_doc)
     stable = releases.wait_phase(NAME, "Promoted")["stableRevision"]
     candidate_doc = analysed_doc(candidate_version, **kwargs)
-    releases.patch(NAME, {"spec": candidate_doc["spec"]})
+    patch = copy.deepcopy(candidate_doc["spec"])
+    patch["bundle"]["prompt"]["outputFormat"].setdefault("pattern", None)  # a merge patch
+    releases.patch(NAME, {"spec": patch})
     return stable, revision(candidate_doc)
 
 
@@ -164,6 +180,23 @@ def test_twice_the_stable_error_rate_is_rolled_back_with_the_reason(
         analysing_operator, "ftrelease_analysis_evidence", releases.namespace
     )
     assert evidence >= 100
+
+
+def test_answers_that_break_the_output_format_are_rolled_back(
+    analysing_operator, backends, releases: Releases
+):
+    metrics = [
+        {"name": "errors", "template": "error-rate"},
+        {"name": "format", "template": "format-invalid-rate", "margin": 0},
+    ]
+    stable, _ = start_release(releases, VERSIONS["json"], canary_seconds=600, metrics=metrics)
+    with traffic(releases, backends):
+        status = releases.wait_phase(NAME, "RolledBack", timeout=150)
+    reason = status["history"][0]["reason"]
+    assert reason.startswith("format: candidate 100.000% vs stable 0.000%"), reason
+    outcomes = {r["metric"]: r["outcome"] for r in status["analysis"]}
+    assert outcomes["format"] == "Fail" and outcomes["errors"] != "Fail"
+    releases.wait_route(NAME, (((stable, 100),), None, 0))
 
 
 def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(
