@@ -95,8 +95,7 @@ def sprt_paths(runs: Runs, p0: float, p1: float) -> np.ndarray:
 def threshold_decisions(runs: Runs) -> dict[tuple[float, int], np.ndarray]:
     """Flagger: a check fails when the interval's success rate is under the minimum (an
     interval without candidate requests passes); rollback at the T-th failed check."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        success = np.where(runs.n_c > 0, 1 - runs.x / np.maximum(runs.n_c, 1), 1.0)
+    success = np.where(runs.n_c > 0, 1 - runs.x / np.maximum(runs.n_c, 1), 1.0)
     decided = {}
     for minimum in MIN_SUCCESS:
         failed = np.cumsum(success < minimum, axis=1)
@@ -144,9 +143,8 @@ def main() -> None:
         seq_decided = first_crossing(seq, math.log(1 / args.alpha))
         sprt = sprt_paths(runs, args.baseline, rate)
         sprt_decided = first_crossing(sprt, math.log(1 / args.alpha))
-        sprt_frr = rollback_rate(
-            first_crossing(sprt_paths(healthy, args.baseline, rate), math.log(1 / args.alpha))
-        )
+        sprt_healthy = sprt_paths(healthy, args.baseline, rate)
+        sprt_frr = rollback_rate(first_crossing(sprt_healthy, math.log(1 / args.alpha)))
         threshold = threshold_decisions(runs)
         bad = {k: float(runs.bad_served(v).mean()) for k, v in threshold.items()}
         best = min(within, key=lambda k: bad[k])
@@ -182,14 +180,12 @@ def main() -> None:
             ],
             "sprt": [
                 (
-                    rollback_rate(
-                        first_crossing(sprt_paths(healthy, args.baseline, rate), math.log(1 / a))
-                    ),
+                    rollback_rate(first_crossing(sprt_healthy, math.log(1 / a))),
                     float(runs.bad_served(first_crossing(sprt, math.log(1 / a))).mean()),
                 )
                 for a in ALPHAS
             ],
-            "threshold": _frontier([(frr["threshold"][k], bad[k]) for k in threshold], args.runs),
+            "threshold": _frontier([(frr["threshold"][k], bad[k]) for k in threshold]),
         }
 
     report(args, frr, rows, time.monotonic() - started)
@@ -200,7 +196,7 @@ def main() -> None:
     plot(args, curves, args.out / "frr_vs_bad_served.png")
 
 
-def _frontier(points: list[tuple[float, float]], runs: int) -> list[tuple[float, float]]:
+def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The best bad-served figure at each false-rollback rate or less."""
     frontier, best = [], math.inf
     for frr, bad in sorted(points):

@@ -87,7 +87,7 @@ class _Traffic:
     analysis measured; and those not scraped yet."""
 
     def __init__(self) -> None:
-        self.visible = np.zeros(4)  # candidate bad, candidate total, stable bad, stable total
+        self.visible = np.zeros(4)  # candidate bad, candidate good, stable bad, stable good
         self.unscraped = np.zeros(4)
 
     def measure(self, rate_metric: str | None, fails: bool):
@@ -96,7 +96,8 @@ class _Traffic:
                 return Measurement(error="simulated: prometheus unreachable")
             if metric.effective_judge != "sequential":
                 return Measurement(candidate_value=0.0, stable_value=0.0)
-            x, n_c, y, n_b = self.visible
+            x, good_c, y, good_b = self.visible
+            n_c, n_b = x + good_c, y + good_b
             if metric.name != rate_metric:
                 x = y = 0.0
             return Measurement(Counts(x, n_c), Counts(y, n_b))
@@ -167,13 +168,8 @@ def simulate_run(
         x = x_live + rng.binomial(mirrored, scenario.candidate_rate)
         y = rng.binomial(n_stable, scenario.baseline_rate)
         bad_served += int(x_live)
-        # Requests after the last scrape are counted in the next window.
-        late_bad = rng.binomial([x, y], lag)
-        late_good = rng.binomial([n_candidate - x, n_stable - y], lag)
-        late = np.array(
-            [late_bad[0], late_bad[0] + late_good[0], late_bad[1], late_bad[1] + late_good[1]]
-        )
-        counts = np.array([x, n_candidate, y, n_stable])
+        counts = np.array([x, n_candidate - x, y, n_stable - y])
+        late = rng.binomial(counts, lag)  # after the last scrape: counted in the next window
         traffic.visible += traffic.unscraped + counts - late
         traffic.unscraped = late
         now += timedelta(seconds=step)

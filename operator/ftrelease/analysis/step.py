@@ -20,7 +20,7 @@ from ftrelease.api.models import (
     MetricResult,
 )
 from ftrelease.api.revision import revision_of
-from ftrelease.api.verdict import Event, StageVerdict
+from ftrelease.api.verdict import Event, StageVerdict, inconclusive
 
 from .evaluate import Measurement, evaluate, verdict_of
 from .judges import Counts
@@ -89,14 +89,13 @@ def analyze(
     events: list[Event] = []
     if errors:
         # Keep the window; keep every metric's last result, marking the ones that failed.
-        status.analysis = [
-            (before.get(m.name) or MetricResult(metric=m.name, outcome="Error")).model_copy(
-                update={"outcome": "Error", "message": errors[m.name]}
-            )
-            if m.name in errors
-            else before.get(m.name) or MetricResult(metric=m.name, outcome="NoData")
+        kept = {
+            m.name: before.get(m.name) or MetricResult(metric=m.name, outcome="NoData")
             for m in analysis.metrics
-        ]
+        }
+        for name, message in errors.items():
+            kept[name] = kept[name].model_copy(update={"outcome": "Error", "message": message})
+        status.analysis = list(kept.values())
         stage.errors += 1
         backoff = min(interval * 2 ** (stage.errors - 1), max(MAX_BACKOFF, interval))
         stage.next_analysis_at = now + backoff
@@ -123,10 +122,7 @@ def analyze(
         )
     results, verdict = evaluate(analysis, measurements, status.analysis, new_stage)
     if stage.inconclusive:  # held for a person: still too few samples is still Inconclusive
-        results = [
-            r.model_copy(update={"outcome": "Inconclusive"}) if r.outcome == "NoData" else r
-            for r in results
-        ]
+        results = inconclusive(results)
     for result in results:
         previous = before.get(result.metric)
         if previous is None or previous.outcome != result.outcome or new_stage:

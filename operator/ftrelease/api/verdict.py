@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .models import MetricResult
+
 
 @dataclass(frozen=True)
 class StageVerdict:
@@ -30,3 +32,11 @@ class Event:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
+
+
+def inconclusive(results: list[MetricResult]) -> list[MetricResult]:
+    """Once a stage has run out of time, metrics still short of samples read Inconclusive."""
+    return [
+        r.model_copy(update={"outcome": "Inconclusive"}) if r.outcome == "NoData" else r
+        for r in results
+    ]

@@ -27,7 +27,7 @@ from ftrelease.api.models import (
     StageStatus,
 )
 from ftrelease.api.revision import revision_of
-from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
+from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict, inconclusive
 
 from .types import (
     ABORT,
@@ -285,16 +285,10 @@ class _Planner:
             self.rollback(self.verdict.reason or "analysis failed")
             return
         if self.consume(RESUME) is not None and self.st.stage.hold:
-            self.st.stage = self.st.stage.model_copy(
-                update={
-                    "hold": None,
-                    "inconclusive": False,
-                    "waiting_since": self.now,
-                    "error_since": None,
-                    "errors": 0,
-                    "next_analysis_at": None,
-                }
-            )
+            # A fresh start for the person's decision: the maxDuration and error clocks restart.
+            held = self.st.stage
+            held.hold, held.inconclusive, held.waiting_since = None, False, self.now
+            held.error_since, held.errors, held.next_analysis_at = None, 0, None
             self.event("Resumed", f"stage {stage.name} resumed by command")
         approval = self.consume(APPROVE)
         if approval is not None and approval in ("", stage.name) and not self.st.stage.approved:
@@ -389,10 +383,7 @@ class _Planner:
         clock = self.st.stage.waiting_since or self.st.stage.started_at
         if self.now - clock < stage.longest:
             return False
-        self.st.analysis = [
-            r.model_copy(update={"outcome": "Inconclusive"}) if r.outcome == "NoData" else r
-            for r in self.st.analysis
-        ]
+        self.st.analysis = inconclusive(self.st.analysis)
         self.st.stage.inconclusive = True
         waited = int((self.now - clock).total_seconds())
         self.hold(
