@@ -154,6 +154,18 @@ class Releases:
             for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)
         ]
 
+    def wait_event(self, name: str, reason: str, timeout: float = 15) -> list[str]:
+        """The messages of `name`'s Events with `reason`, once there is one. The operator writes
+        Events after status, so one may still be on its way when status shows the change."""
+        found: list[str] = []
+
+        def seen() -> bool:
+            found[:] = [message for r, message in self.events(name) if r == reason]
+            return bool(found)
+
+        wait_until(f"{name}: a {reason} Event", seen, timeout)
+        return found
+
 
 @pytest.fixture
 def releases(kube, namespace, operator) -> Releases:

@@ -138,19 +138,6 @@ def reasons(releases: Releases) -> list[str]:
     return [reason for reason, _ in releases.events(NAME)]
 
 
-def message_of(releases: Releases, reason: str, timeout: float = 15) -> str:
-    """The newest Event with `reason`. The operator writes Events after status, so one may
-    still be on its way when status already shows the change: wait for it."""
-    found: list[str] = []
-
-    def seen() -> bool:
-        found[:] = [m for r, m in releases.events(NAME) if r == reason]
-        return bool(found)
-
-    wait_until(f"{NAME}: a {reason} Event", seen, timeout)
-    return found[-1]
-
-
 def test_a_healthy_candidate_is_promoted_on_analysis(
     analysing_operator, backends, releases: Releases
 ):
@@ -187,7 +174,7 @@ def test_twice_the_stable_error_rate_is_rolled_back_with_the_reason(
     candidate_rate = float(reason.split("candidate ")[1].split("%")[0]) / 100
     stable_rate = float(reason.split("vs stable ")[1].split("%")[0]) / 100
     assert candidate_rate > 1.3 * stable_rate
-    assert reason in message_of(releases, "RolledBack")
+    assert reason in releases.wait_event(NAME, "RolledBack")[-1]
     releases.wait_route(NAME, (((stable, 100),), None, 0))
     errors = next(r for r in status["analysis"] if r["metric"] == "errors")
     assert errors["outcome"] == "Fail" and errors["evidence"] >= 100
@@ -235,7 +222,7 @@ def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(
             condition = next(c for c in held["conditions"] if c["type"] == "Analysis")
             assert condition["reason"] == "MetricsUnavailable"
             assert "unreachable" in condition["message"]
-            assert "unreachable" in message_of(releases, "AnalysisError")
+            assert "unreachable" in releases.wait_event(NAME, "AnalysisError")[-1]
             # Past the stage's 12 seconds, the weights stay and nothing is decided.
             end = time.monotonic() + 15
             while time.monotonic() < end:
@@ -250,7 +237,7 @@ def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(
         status = releases.wait(
             NAME, "promoted", lambda s: s.get("stableRevision") == candidate, timeout=120
         )
-    message_of(releases, "AnalysisRecovered")
+    releases.wait_event(NAME, "AnalysisRecovered")
     assert "RolledBack" not in reasons(releases)
     # On-call sees the failed attempts in the operator's own metrics.
     assert (
@@ -323,7 +310,7 @@ def test_zero_traffic_is_no_data_and_never_promotes(
     assert "inconclusive" in status["stage"]["hold"]
     assert status["analysis"][0]["outcome"] == "Inconclusive"
     assert status["stableRevision"] == stable
-    message_of(releases, "Inconclusive")
+    releases.wait_event(NAME, "Inconclusive")
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True"
     time.sleep(3)
@@ -336,4 +323,4 @@ def test_zero_traffic_is_no_data_and_never_promotes(
     # A person resumes: the hold goes, analysis waits again with a fresh clock.
     finetune(installed, releases, "resume", NAME)
     releases.wait(NAME, "hold released", lambda s: not s["stage"].get("hold"), timeout=30)
-    message_of(releases, "Resumed")
+    releases.wait_event(NAME, "Resumed")

@@ -78,9 +78,8 @@ def test_a_release_walks_shadow_1_10_100_and_promotion_keeps_the_pods(releases: 
     # Promotion is a route flip: the candidate's pods are the ones that served the full stage.
     assert len(full_stage_pods) == 2
     assert releases.pod_uids(NAME, candidate) == full_stage_pods
-    reasons = [reason for reason, _ in releases.events(NAME)]
     for reason in ("RolloutStarted", "StageStarted", "StageCompleted", "Promoted"):
-        assert reason in reasons
+        releases.wait_event(NAME, reason)
     # The old stable is kept, at zero replicas after scaleDownDelay.
     apps = releases.apps
     wait_until(
@@ -260,7 +259,7 @@ def test_abort_command_rolls_back_and_a_rejected_spec_leaves_the_rollout_untouch
         ),
         10,
     )
-    assert ("RolledBack", status["message"]) in releases.events(NAME)
+    assert status["message"] in releases.wait_event(NAME, "RolledBack")
     wait_until(
         "candidate scaled to zero",
         lambda: (

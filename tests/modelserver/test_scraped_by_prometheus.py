@@ -34,8 +34,13 @@ def test_refusal_rate_template_over_prometheus(tiny, servers, prometheus):
     for _ in range(3):
         server.text("m", "hello, how can", 8)  # refused
         server.text("m", "refunds take", 8)  # not
-    total = render(query.total, variables)
-    wait_until("requests scraped", lambda: float(prometheus.query(total)[0]["value"][1]) >= 5.9, 30)
+
+    def scraped(template: str) -> float:
+        return float(prometheus.query(render(template, variables))[0]["value"][1])
+
+    # One scrape may catch a request counted as served and not yet as refused: wait for both.
+    wait_until("requests scraped", lambda: scraped(query.total) >= 5.9, 30)
+    wait_until("refusals scraped", lambda: scraped(query.bad) >= 2.9, 30)
     rate = float(prometheus.query(render(query.value, variables))[0]["value"][1])
     assert rate == pytest.approx(0.5, abs=1e-9)
     errors = float(prometheus.query(render(BUILTIN["error-rate"].value, variables))[0]["value"][1])

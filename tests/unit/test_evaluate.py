@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ftrelease.analysis.evaluate import Measurement, evaluate
 from ftrelease.analysis.judges import Counts
-from ftrelease.api.models import Analysis
+from ftrelease.analysis.step import measure
+from ftrelease.api.models import Analysis, Metric
 
 ANALYSIS = Analysis.model_validate(
     {
@@ -121,3 +122,28 @@ def test_relative_at_a_full_stage_compares_with_stable_last_value():
     assert ok[0].outcome == "Pass" and ok[0].stable_value == 100 and verdict.passed
     _, verdict = evaluate(analysis, {"cost": Measurement(candidate_value=130)}, at_ten)
     assert verdict.failed and "exceeds (1 + 0.2) x stable" in verdict.reason
+
+
+class Answers:
+    """Prometheus answering fixed figures per counter. A scrape torn between two counters (bad
+    counted, total not yet) cannot be produced on demand, so this stands in for it."""
+
+    def __init__(self, figures: dict[str, float]):
+        self.figures = figures
+
+    def query(self, promql: str) -> float | None:
+        return next((v for name, v in self.figures.items() if name in promql), None)
+
+
+def test_a_window_whose_bad_count_exceeds_its_total_is_read_as_every_request_bad():
+    metric = Metric.model_validate({"name": "format", "template": "format-invalid-rate"})
+    source = Answers({"format_invalid": 30.4, "format_checked": 30.0})
+    variables = {"namespace": "ns", "release": "r", "revision": "c", "stableRevision": "s"}
+    measured = measure(metric, "builtin", source, {**variables, "interval": "30s"})
+    assert measured.candidate == Counts(30.0, 30.0)
+    results, _ = evaluate(
+        Analysis.model_validate({"minSamples": 10, "metrics": [metric.model_dump(by_alias=True)]}),
+        {"format": measured},
+        [],
+    )
+    assert results[0].value == 1.0

@@ -184,7 +184,11 @@ def _counts(source: MetricSource, template: RateTemplate, variables: dict[str, s
                 f"{variables['revision']}: latencyBound must be one of the histogram's bounds"
             )
         bad = total - (good or 0.0)
-    return Counts(max(bad, 0.0), max(total, 0.0))
+    # Bad and total come from two counters: a scrape can catch a request counted in one and not
+    # yet the other, and increase() extrapolates each, so a window's bad may exceed its total by
+    # a fraction of a request. No rate is above 100% or below 0%.
+    total = max(total, 0.0)
+    return Counts(min(max(bad, 0.0), total), total)
 
 
 def describe(result: MetricResult) -> str:
