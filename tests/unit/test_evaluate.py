@@ -20,15 +20,16 @@ ANALYSIS = Analysis.model_validate(
 OK_ESCALATIONS = Measurement(candidate_value=0.01)
 
 
+def errors_counted(candidate: Counts, stable: Counts) -> dict[str, Measurement]:
+    """One interval: these error counts, and escalations within their threshold."""
+    return {
+        "errors": Measurement(candidate=candidate, stable=stable),
+        "escalations": OK_ESCALATIONS,
+    }
+
+
 def test_too_few_samples_is_nodata_never_pass_or_fail():
-    results, verdict = evaluate(
-        ANALYSIS,
-        {
-            "errors": Measurement(candidate=Counts(0, 40), stable=Counts(1, 4000)),
-            "escalations": OK_ESCALATIONS,
-        },
-        [],
-    )
+    results, verdict = evaluate(ANALYSIS, errors_counted(Counts(0, 40), Counts(1, 4000)), [])
     assert [r.outcome for r in results] == ["NoData", "Pass"]
     assert not verdict.passed and not verdict.failed
     assert "40 of 100" in verdict.reason
@@ -38,12 +39,7 @@ def test_evidence_accumulates_across_intervals_until_pass():
     previous = []
     for _ in range(3):
         previous, verdict = evaluate(
-            ANALYSIS,
-            {
-                "errors": Measurement(candidate=Counts(0, 40), stable=Counts(2, 4000)),
-                "escalations": OK_ESCALATIONS,
-            },
-            previous,
+            ANALYSIS, errors_counted(Counts(0, 40), Counts(2, 4000)), previous
         )
     assert previous[0].samples == 120
     assert previous[0].outcome == "Pass" and verdict.passed
@@ -53,12 +49,7 @@ def test_a_worse_candidate_fails_with_both_rates_and_the_bound():
     previous, verdict = [], None
     for _ in range(10):
         previous, verdict = evaluate(
-            ANALYSIS,
-            {
-                "errors": Measurement(candidate=Counts(8, 100), stable=Counts(40, 9900)),
-                "escalations": OK_ESCALATIONS,
-            },
-            previous,
+            ANALYSIS, errors_counted(Counts(8, 100), Counts(40, 9900)), previous
         )
         if verdict.failed:
             break
@@ -68,14 +59,7 @@ def test_a_worse_candidate_fails_with_both_rates_and_the_bound():
 
 
 def test_an_error_holds_and_keeps_the_evidence():
-    previous, _ = evaluate(
-        ANALYSIS,
-        {
-            "errors": Measurement(candidate=Counts(1, 200), stable=Counts(5, 5000)),
-            "escalations": OK_ESCALATIONS,
-        },
-        [],
-    )
+    previous, _ = evaluate(ANALYSIS, errors_counted(Counts(1, 200), Counts(5, 5000)), [])
     results, verdict = evaluate(
         ANALYSIS,
         {

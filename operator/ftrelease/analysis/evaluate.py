@@ -82,7 +82,7 @@ def judge(
         )
         stage_samples = int(
             (0 if new_stage or previous is None else previous.stage_samples or 0)
-            + max(measurement.candidate.total, 0.0)
+            + measurement.candidate.total
         )
         candidate_rate = _rate(evidence.candidate_bad, evidence.candidate_total)
         stable_rate = _rate(evidence.stable_bad, evidence.stable_total)

@@ -31,6 +31,9 @@ COMPONENTS = 1 + len(ALTERNATIVES)
 
 @dataclass(frozen=True)
 class Counts:
+    """Bad events of all events in one window: 0 <= bad <= total (analysis.step.measure
+    makes Prometheus' extrapolated counts so)."""
+
     bad: float
     total: float
 
@@ -51,8 +54,8 @@ def sequential_update(
     evidence: Evidence, candidate: Counts, stable: Counts, margin: float
 ) -> Evidence:
     """Folds one interval's counts into the evidence."""
-    x, y = max(candidate.bad, 0.0), max(stable.bad, 0.0)
-    n_c, n_b = max(candidate.total, 0.0), max(stable.total, 0.0)
+    x, y = candidate.bad, stable.bad
+    n_c, n_b = candidate.total, stable.total
     components = evidence.components
     if x + y > 0 and n_c > 0:
         weighted = (1 + margin) * n_c

@@ -20,7 +20,7 @@ from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
 from ftrelease.api.verdict import NO_ANALYSIS
 from ftrelease.rollout.planner import plan
 from ftrelease.rollout.types import COMMANDS, Decision, Observed, ObservedRevision
-from ftrelease.serving.objects import APPLIED_ANNOTATION, revision_objects
+from ftrelease.serving.objects import applied_digest, revision_objects
 from ftrelease.serving.runtimes import BUNDLE_FILE
 from ftrelease.traffic.routers import ROUTERS, Router
 
@@ -42,7 +42,7 @@ def observe(ref: ReleaseRef, owned: Owned, router: Router) -> Observed:
             ready_replicas=_available_replicas(deployment),
             available=_is_available(deployment),
             bundle=_bundle(owned.config_maps.get(name)),
-            applied=(deployment["metadata"].get("annotations") or {}).get(APPLIED_ANNOTATION),
+            applied=applied_digest(deployment),
         )
     route = router.read_route(ref, owned.route) if owned.route else None
     return Observed(revisions=revisions, route=route)
@@ -153,10 +153,8 @@ class Reconciler:
             found = observed.revisions.get(p.revision)
             if p.bundle is not None:
                 objects = revision_objects(ref, p.revision, spec, p.bundle, p.replicas, p.role)
-                if (
-                    found
-                    and found.applied == objects[-1]["metadata"]["annotations"][APPLIED_ANNOTATION]
-                ):
+                planned = next(o for o in objects if o["kind"] == "Deployment")
+                if found and found.applied == applied_digest(planned):
                     continue  # in place as last applied: no writes on every resync
                 for obj in objects:
                     self.kube.apply(obj)

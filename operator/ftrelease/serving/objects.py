@@ -107,3 +107,8 @@ def revision_objects(
     digest = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:16]
     objects[-1]["metadata"]["annotations"] = {APPLIED_ANNOTATION: digest}
     return objects
+
+
+def applied_digest(deployment: dict[str, Any]) -> str | None:
+    """The digest revision_objects put on a revision's Deployment (planned or observed)."""
+    return (deployment["metadata"].get("annotations") or {}).get(APPLIED_ANNOTATION)
