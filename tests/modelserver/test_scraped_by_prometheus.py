@@ -6,8 +6,8 @@ import re
 
 import pytest
 from ftrelease.analysis.evaluate import Measurement
+from ftrelease.analysis.measure import measure
 from ftrelease.analysis.prometheus import PrometheusSource
-from ftrelease.analysis.step import measure
 from ftrelease.analysis.templates import BUILTIN, render
 from ftrelease.api.models import Metric
 

@@ -1,16 +1,13 @@
-"""The analysis clock and the planner together: the five outcomes and their consequences, as the
+"""The analysis clock and the planner together, through the cycle: the five outcomes and their consequences, as the
 operator runs them (analysis, then the plan), on counts given per window."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from ftrelease.analysis.evaluate import Measurement
-from ftrelease.analysis.judges import Counts
-from ftrelease.analysis.step import analyze
 from ftrelease.rollout.types import RESUME
 
-from tests.unit.rollout_world import World, spec_with, with_bundle_version
+from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version
 
 ANALYSIS = {
     "interval": "30s",
@@ -23,27 +20,6 @@ STAGES = [
     {"name": "canary-10", "weight": 10, "duration": "2m"},
     {"name": "full", "weight": 100},
 ]
-
-
-class Counted:
-    """Answers each window with counts proportional to its length; records the windows."""
-
-    def __init__(self, candidate_rate: float, stable_rate: float = 0.01, rps: float = 10):
-        self.rates = (candidate_rate, stable_rate)
-        self.rps = rps
-        self.windows: list[str] = []
-        self.error: str | None = None
-
-    def __call__(self, metric, variables) -> Measurement:
-        if self.error:
-            return Measurement(error=self.error)
-        self.windows.append(variables["interval"])
-        seconds = int(variables["interval"].removesuffix("s"))
-        n = self.rps * seconds / 2
-        return Measurement(
-            Counts(self.rates[0] * n, n) if self.rates[0] is not None else Counts(0, 0),
-            Counts(self.rates[1] * n, n),
-        )
 
 
 def rollout(stages=STAGES, **analysis) -> World:
@@ -62,7 +38,7 @@ def run(world: World, measure, seconds: float, step: float = 10) -> list:
         world.now = world.now.__class__.fromtimestamp(
             world.now.timestamp() + step, world.now.tzinfo
         )
-        events += world.analysed_step(measure).events
+        events += world.step(measure=measure).events
     return events
 
 
@@ -91,7 +67,7 @@ def test_nodata_waits_and_becomes_inconclusive_at_the_stage_longest_time():
     stalled = next(c for c in world.status.conditions if c.type == "Stalled")
     assert stalled.status == "True" and stalled.reason == "Held"
     # Resume: analysis tries again with a fresh max-duration clock; traffic arrives, it passes.
-    world.analysed_step(Counted(0.01), commands={RESUME: "resume"})
+    world.step(measure=Counted(0.01), commands={RESUME: "resume"})
     assert world.status.stage.hold is None
     run(world, Counted(0.01), 10 * 60)
     assert world.status.stable_revision == world.revision
@@ -120,19 +96,19 @@ def test_error_holds_the_weights_then_pauses_after_on_error_after():
 
 
 def test_error_then_recovery_measures_the_whole_gap_once():
-    world = rollout()
+    world = rollout([{"name": "canary-10", "weight": 10, "duration": "10m"}, STAGES[1]])
     measure = Counted(0.01)
     run(world, measure, 60)
     measure.error = "unreachable"
     run(world, measure, 100)
     measure.error = None
     world.now += timedelta(seconds=60)  # past the retry's backoff
-    step = analyze("support-bot", "ml", world.spec, world.status, measure, world.now)
-    assert step.events[0].reason == "AnalysisRecovered"
+    decision = world.step(measure=measure)
+    assert decision.events[0].reason == "AnalysisRecovered"
     # The first window after the outage spans it: nothing counted twice or lost.
     assert int(measure.windows[-1].removesuffix("s")) >= 160
     # And the outage does not count against the stage's maxDuration.
-    stage = step.status.stage
+    stage = world.status.stage
     assert (stage.waiting_since - stage.started_at).total_seconds() >= 100
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ftrelease.analysis.evaluate import Measurement, evaluate
 from ftrelease.analysis.judges import Counts
-from ftrelease.analysis.step import measure
+from ftrelease.analysis.measure import measure
 from ftrelease.api.models import Analysis, Metric
 
 ANALYSIS = Analysis.model_validate(

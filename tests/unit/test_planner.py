@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from ftrelease.rollout.planner import StageVerdict, candidate_replicas
+from datetime import timedelta
+
+from ftrelease.rollout.planner import candidate_replicas
 from ftrelease.rollout.types import ABORT, APPROVE, RETRY, Route
 
-from tests.unit.rollout_world import World, spec_with, with_bundle_version
+from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version
 
 
 def promoted_world(**changes) -> World:
@@ -141,11 +143,12 @@ def test_failed_analysis_rolls_back_with_its_reason():
     world = promoted_world()
     world.spec = with_bundle_version(world.spec, "v2")
     world.settle()
-    decision = world.step(
-        verdict=StageVerdict(passed=False, failed=True, reason="errors: 2x stable")
-    )
+    broken = Counted(0.5, 0.01, rps=200)
+    world.advance(31, measure=broken)
+    decision = world.decisions[-6]  # the first reconcile past the stage's first interval
     assert world.status.phase == "RolledBack"
-    assert "errors: 2x stable" in world.status.message
+    assert world.status.message.startswith("rolled back to stable")
+    assert "errors: candidate 50.000% vs stable 1.000%" in world.status.message
     assert any(e.reason == "RolledBack" and e.type == "Warning" for e in decision.events)
 
 
@@ -153,10 +156,12 @@ def test_a_stage_without_passing_analysis_does_not_complete():
     world = promoted_world()
     world.spec = with_bundle_version(world.spec, "v2")
     world.settle()
-    world.now = world.now.replace(hour=5)
-    world.step(verdict=StageVerdict(passed=False, reason="errors: 120 of 500 samples"))
+    few = Counted(0.01, rps=0.2)  # 3 candidate samples a window, far short of minSamples
+    for _ in range(5):  # 150s: past the stage's duration (1m), short of Inconclusive (3m)
+        world.advance(30, measure=few)
     assert world.status.stage.name == "shadow"
-    assert "120 of 500 samples" in world.status.message
+    assert world.status.analysis[0].outcome == "NoData"
+    assert " of 500 candidate samples" in world.status.message
 
 
 def test_a_bundle_change_mid_rollout_supersedes_the_candidate():
@@ -253,15 +258,20 @@ def test_a_restart_resumes_the_stage_without_rewriting_the_route_or_its_clock():
     world.advance(61)
     started = world.status.stage.started_at
     writes = world.route_writes
-    world.now = world.now.replace(second=(world.now.second + 20) % 60)
-    # A new operator process: same status and observed objects, fresh planner.
+    world.now += timedelta(seconds=20)
+    # A new operator process: same status and observed objects, a fresh world around them.
     restarted = World(
         world.spec, world.now, world.status, world.replicas, world.bundles, world.route
     )
-    restarted.step()
+    restarted.settle()
     assert restarted.route_writes == 0
     assert restarted.status.stage.started_at == started
-    assert world.route_writes == writes
+    assert restarted.status.stage.name == "shadow"
+    # The stage ends on its original clock (60s from `started`), not 60s from the restart.
+    restarted.advance(40)
+    assert restarted.status.stage.name == "canary-1"
+    assert restarted.route_writes == 1
+    assert world.route_writes == writes  # the first process wrote nothing after the change
 
 
 def test_paused_holds_the_stage():

@@ -1,19 +1,27 @@
 """Invariants of the planner under random sequences of events: clocks, readiness, bundle
-changes, commands, pauses and analysis verdicts."""
+changes, commands, pauses and what analysis measures."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from ftrelease.rollout.planner import StageVerdict
 from ftrelease.rollout.types import ABORT, APPROVE, RETRY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.rollout_world import World, spec_with, with_bundle_version
+from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version
 
 BASE = spec_with(**{"serving.replicas": 4})
 BUNDLES = [BASE, *(with_bundle_version(BASE, v) for v in ("v2", "v3", "v4"))]
+
+DOWN = Counted(0.01)
+DOWN.error = "prometheus unreachable"
+TRAFFIC = {
+    "healthy": Counted(0.01, rps=100),
+    "none": Counted(None),
+    "broken": Counted(0.5, rps=100),
+    "down": DOWN,
+}
 
 actions = st.one_of(
     st.tuples(st.just("advance"), st.sampled_from([1, 20, 61, 700])),
@@ -21,7 +29,7 @@ actions = st.one_of(
     st.tuples(st.just("unready"), st.booleans()),
     st.tuples(st.just("command"), st.sampled_from([ABORT, APPROVE, RETRY])),
     st.tuples(st.just("pause"), st.booleans()),
-    st.tuples(st.just("verdict"), st.sampled_from(["pass", "wait", "fail"])),
+    st.tuples(st.just("traffic"), st.sampled_from(["healthy", "none", "broken", "down"])),
 )
 
 
@@ -29,7 +37,7 @@ actions = st.one_of(
 @given(st.lists(actions, min_size=1, max_size=40))
 def test_planner_invariants(steps):
     world = World(BUNDLES[0])
-    verdict = StageVerdict()
+    measure = TRAFFIC["healthy"]
     for action, value in steps:
         commands = None
         if action == "advance":
@@ -48,14 +56,10 @@ def test_planner_invariants(steps):
         elif action == "pause":
             world.spec = world.spec.model_copy(update={"paused": value})
         else:
-            verdict = {
-                "pass": StageVerdict(),
-                "wait": StageVerdict(passed=False, reason="waiting"),
-                "fail": StageVerdict(passed=False, failed=True, reason="worse"),
-            }[value]
+            measure = TRAFFIC[value]
         observed = world.observed()
         before_phase = world.status.phase
-        decision = world.step(commands=commands, verdict=verdict)
+        decision = world.step(commands=commands, measure=measure)
         route = decision.route
         stable = decision.status.stable_revision
 

@@ -9,6 +9,7 @@ promote). Inconclusive belongs to the stage clock, not to one interval."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ftrelease.api.models import Analysis, Metric, MetricResult
@@ -35,6 +36,10 @@ class Measurement:
     candidate_value: float | None = None
     stable_value: float | None = None
     error: str | None = None
+
+
+# One metric over one window, given the template variables (revision, interval, ...).
+Measure = Callable[[Metric, dict[str, str]], Measurement]
 
 
 def _evidence(previous: MetricResult | None) -> Evidence:
@@ -201,3 +206,18 @@ def verdict_of(results: list[MetricResult]) -> StageVerdict:
 
 def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.3%}"
+
+
+def describe(result: MetricResult) -> str:
+    """One line per metric for Events and logs: outcome, both figures, evidence, samples."""
+    parts = [f"{result.metric}: {result.outcome}"]
+    if result.value is not None:
+        parts.append(f"candidate {result.value:.4g}")
+    if result.stable_value is not None:
+        parts.append(f"stable {result.stable_value:.4g}")
+    if result.evidence is not None:
+        parts.append(f"evidence {result.evidence:.3g}")
+    if result.samples is not None:
+        parts.append(f"{result.samples} candidate samples")
+    text = ", ".join(parts)
+    return f"{text} ({result.message})" if result.message else text

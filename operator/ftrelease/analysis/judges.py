@@ -31,7 +31,7 @@ COMPONENTS = 1 + len(ALTERNATIVES)
 
 @dataclass(frozen=True)
 class Counts:
-    """Bad events of all events in one window: 0 <= bad <= total (analysis.step.measure
+    """Bad events of all events in one window: 0 <= bad <= total (analysis.measure.measure
     makes Prometheus' extrapolated counts so)."""
 
     bad: float

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ftrelease.api.validation import is_release, validate_release
-from ftrelease.simulation import Scenario, simulate
+from ftrelease.simulation import TREATMENTS, Scenario, simulate, unsimulated
 
 from .documents import read_documents
 
@@ -25,14 +25,23 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"{args.file}: {documents[0].label}: {problem}")
         return 1
+    values = dict(v.partition("=")[::2] for v in args.value)
     scenario = Scenario(
         rps=args.rps,
         baseline_rate=args.baseline_rate,
         regression=args.regression,
         added_rate=args.added_rate,
+        regressed=tuple(args.metric),
+        values=values,
         scrape_gap=args.scrape_gap,
         scrape_interval=args.scrape_interval,
+        approve_after=None if args.no_approve else args.approve_after,
     )
+    problems = unsimulated(release.spec, scenario)
+    if problems:
+        for problem in problems:
+            print(f"{args.file}: {documents[0].label}: {problem}")
+        return 2
     report = simulate(release.spec, scenario, args.runs, args.seed)
     summary = report.summary()
     if args.json:
@@ -83,6 +92,34 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         help="probability that a measurement fails (Prometheus unreachable: Error)",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a rate metric the candidate is worse on (repeatable; default: every rate metric)",
+    )
+    p.add_argument(
+        "--value",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a metric that is not a rate (custom query, tokens per request): its value each "
+        "interval, NUMBER or CANDIDATE:STABLE, or how to treat it: "
+        + "|".join(TREATMENTS)
+        + " (repeatable; required for threshold metrics, a relative one defaults to unchanged)",
+    )
+    approvals = p.add_mutually_exclusive_group()
+    approvals.add_argument(
+        "--approve-after",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a person approves each manual stage this long after it starts (default at once)",
+    )
+    approvals.add_argument(
+        "--no-approve", action="store_true", help="nobody approves: manual stages wait"
     )
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--seed", type=int, default=1)

@@ -13,12 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ftrelease.analysis.measure import from_source
 from ftrelease.analysis.source import MetricSource
-from ftrelease.analysis.step import analyze, from_source
 from ftrelease.api.models import Bundle, FineTuneReleaseSpec, FineTuneReleaseStatus
 from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
-from ftrelease.api.verdict import NO_ANALYSIS
-from ftrelease.rollout.planner import plan
+from ftrelease.rollout import cycle
 from ftrelease.rollout.types import COMMANDS, Decision, Observed, ObservedRevision
 from ftrelease.serving.objects import applied_digest, revision_objects
 from ftrelease.serving.runtimes import BUNDLE_FILE
@@ -116,27 +115,18 @@ class Reconciler:
                 return None
             current = body.get("status") or {}
             before = FineTuneReleaseStatus.model_validate(current)
-            status, verdict, analysis_events = before, NO_ANALYSIS, []
-            if self.source is not None:  # measure first: the planner takes the verdict
-                measure = from_source(self.source, spec.serving.runtime)
-                step = analyze(ref.name, ref.namespace, spec, before, measure, now)
-                status, verdict, analysis_events = step.status, step.verdict, step.events
             router = ROUTERS[spec.traffic.provider]
             owned = self.kube.owned(ref, (router.api_version, router.kind))
             observed = observe(ref, owned, router)
             annotations = meta.get("annotations") or {}
             commands = {k: v for k, v in annotations.items() if k in COMMANDS}
-            decision = plan(
-                ref.name,
-                spec,
-                status,
-                observed,
-                now=now,
-                generation=meta.get("generation"),
-                commands=commands,
-                verdict=verdict,
+            release = cycle.Release(
+                ref.name, ref.namespace, spec, before, meta.get("generation"), commands
             )
-            decision.events[:0] = analysis_events
+            measure = (
+                from_source(self.source, spec.serving.runtime) if self.source is not None else None
+            )
+            decision = cycle.run(release, observed, now, measure)
             self.apply(ref, spec, current, decision, observed)
         metrics.record(ref, before, decision)
         return decision

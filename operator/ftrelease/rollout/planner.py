@@ -119,9 +119,7 @@ class _Planner:
         self.st.message = message
 
     def requeue(self, seconds: float) -> None:
-        seconds = max(seconds, 0.5)
-        current = self.decision.requeue_after
-        self.decision.requeue_after = seconds if current is None else min(current, seconds)
+        self.decision.requeue(seconds)
 
     def consume(self, command: str) -> str | None:
         value = self.commands.get(command)
@@ -341,9 +339,8 @@ class _Planner:
         if elapsed < duration:
             waiting.append(f"{int((duration - elapsed).total_seconds())}s of {stage.duration} left")
             self.requeue((duration - elapsed).total_seconds())
-        if not self.verdict.passed:
+        if not self.verdict.passed:  # the next window is due at the analysis clock's time
             waiting.append(self.verdict.reason or "analysis has not passed")
-            self.requeue(5)
         if stage.approval == "manual" and not self.st.stage.approved:
             waiting.append(f"waiting for approval (kubectl finetune approve {self.name})")
         if waiting:
@@ -368,6 +365,10 @@ class _Planner:
         since = self.st.stage.error_since
         if self.verdict.error:
             if since is None or self.now - since < parse_duration(on_error.after):
+                if since is not None:
+                    self.requeue(
+                        (since + parse_duration(on_error.after) - self.now).total_seconds()
+                    )
                 self.set_phase(
                     phase,
                     f"stage {stage.name}: holding traffic, analysis cannot measure: "
@@ -382,6 +383,7 @@ class _Planner:
             return True
         clock = self.st.stage.waiting_since or self.st.stage.started_at
         if self.now - clock < stage.longest:
+            self.requeue((clock + stage.longest - self.now).total_seconds())
             return False
         self.st.analysis = inconclusive(self.st.analysis)
         self.st.stage.inconclusive = True

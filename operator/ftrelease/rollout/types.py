@@ -59,5 +59,11 @@ class Decision:
     consumed_commands: list[str] = field(default_factory=list)
     requeue_after: float | None = None  # seconds until a clock runs out
 
+    def requeue(self, seconds: float) -> None:
+        """Asks to be run again within `seconds` (the soonest of every clock wins)."""
+        seconds = max(seconds, 0.5)
+        current = self.requeue_after
+        self.requeue_after = seconds if current is None else min(current, seconds)
+
     def wants_route_write(self, observed: Observed) -> bool:
         return self.route is not None and self.route != observed.route

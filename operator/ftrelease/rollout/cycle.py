@@ -1,0 +1,92 @@
+"""One cycle of one release: analyze, then plan. The one implementation, run by the operator,
+by `kubectl finetune simulate` and by the unit tests' world alike; each brings its own reader
+and applier (the operator's reads a watch cache and writes to the apiserver; the others are
+in memory).
+
+    window = wanted(release, now)                    pure: the measurement due, if any
+    measurements = measure each metric over window   the caller's I/O (Prometheus)
+    decision = cycle(release, observed, now, ...)    pure: status, objects, route, events
+
+A command that changes course (abort) is acted on before any measurement: `wanted` asks for
+none while one is pending, so a slow or hung Prometheus never delays it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ftrelease.analysis.evaluate import Measure, Measurement
+from ftrelease.api.models import FineTuneReleaseSpec, FineTuneReleaseStatus
+from ftrelease.api.verdict import NO_ANALYSIS
+
+from . import clock
+from .planner import plan
+from .types import ABORT, Decision, Observed
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one cycle reads of the FineTuneRelease itself."""
+
+    name: str
+    namespace: str
+    spec: FineTuneReleaseSpec
+    status: FineTuneReleaseStatus
+    generation: int | None = None
+    commands: dict[str, str] = field(default_factory=dict)  # finetune.dev/* annotations
+
+
+def wanted(release: Release, now: datetime) -> clock.Window | None:
+    """The window to measure before planning, or None."""
+    if ABORT in release.commands:
+        return None
+    return clock.due(release.name, release.namespace, release.spec, release.status, now)
+
+
+def cycle(
+    release: Release,
+    observed: Observed,
+    now: datetime,
+    *,
+    analysis: bool,
+    measurements: dict[str, Measurement] | None = None,
+) -> Decision:
+    """The Decision for `release` at `now`, given the measurements of `wanted`'s window (None:
+    nothing was due). `analysis` False: the operator runs without Prometheus, and stages
+    complete on their clocks and approvals."""
+    spec, status = release.spec, release.status.model_copy(deep=True)
+    events = []
+    if not analysis:
+        verdict = NO_ANALYSIS
+    elif measurements is not None:
+        verdict, events = clock.fold(spec, status, measurements, now)
+    else:
+        verdict = clock.standing(spec, status)
+    decision = plan(
+        release.name,
+        spec,
+        status,
+        observed,
+        now=now,
+        generation=release.generation,
+        commands=release.commands,
+        verdict=verdict,
+    )
+    decision.events[:0] = events
+    if analysis:
+        due = clock.next_due(spec, decision.status)
+        if due is not None:
+            decision.requeue((due - now).total_seconds())
+    return decision
+
+
+def run(release: Release, observed: Observed, now: datetime, measure: Measure | None) -> Decision:
+    """Analyze, then plan, with `measure` doing the measuring (None: no analysis)."""
+    window = wanted(release, now) if measure is not None else None
+    measurements = None
+    if window is not None:
+        assert measure is not None
+        measurements = {
+            m.name: measure(m, window.variables) for m in release.spec.strategy.analysis.metrics
+        }
+    return cycle(release, observed, now, analysis=measure is not None, measurements=measurements)

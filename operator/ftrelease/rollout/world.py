@@ -1,0 +1,86 @@
+"""A release and a tiny in-memory cluster for the cycle to run against: Deployments become ready
+as soon as they are scaled (unless told otherwise) and the route is whatever was written last.
+`kubectl finetune simulate` and the unit tests drive whole rollouts with it; the operator runs
+the same cycle against the apiserver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ftrelease.analysis.evaluate import Measure
+from ftrelease.api.models import Bundle, FineTuneReleaseSpec, FineTuneReleaseStatus
+from ftrelease.api.revision import revision_of
+
+from . import cycle
+from .types import Decision, Observed, ObservedRevision, Route
+
+T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    spec: FineTuneReleaseSpec
+    now: datetime = T0
+    status: FineTuneReleaseStatus = field(default_factory=FineTuneReleaseStatus)
+    replicas: dict[str, int] = field(default_factory=dict)
+    bundles: dict[str, Bundle] = field(default_factory=dict)
+    route: Route | None = None
+    unready: set[str] = field(default_factory=set)  # revisions whose pods never get ready
+    route_writes: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+    name: str = "support-bot"
+    namespace: str = "ml"
+
+    @property
+    def revision(self) -> str:
+        return revision_of(self.spec.bundle)
+
+    def observed(self) -> Observed:
+        return Observed(
+            revisions={
+                rev: ObservedRevision(
+                    revision=rev,
+                    replicas=count,
+                    ready_replicas=0 if rev in self.unready else count,
+                    available=rev not in self.unready,
+                    bundle=self.bundles.get(rev),
+                )
+                for rev, count in self.replicas.items()
+            },
+            route=self.route,
+        )
+
+    def step(
+        self, *, commands: dict[str, str] | None = None, measure: Measure | None = None
+    ) -> Decision:
+        """One reconcile: the cycle (measuring with `measure`; None: no analysis), then its
+        Decision applied to this world."""
+        release = cycle.Release(
+            self.name, self.namespace, self.spec, self.status, None, commands or {}
+        )
+        observed = self.observed()
+        decision = cycle.run(release, observed, self.now, measure)
+        self.decisions.append(decision)
+        for revision in decision.delete:
+            self.replicas.pop(revision, None)
+            self.bundles.pop(revision, None)
+        for p in decision.revisions:
+            self.replicas[p.revision] = p.replicas
+            if p.bundle is not None:
+                self.bundles[p.revision] = p.bundle
+        if decision.wants_route_write(observed):
+            self.route = decision.route
+            self.route_writes += 1
+        self.status = decision.status
+        return decision
+
+    def settle(self, steps: int = 6, measure: Measure | None = None) -> Decision:
+        """A few reconciles at the same instant (objects ready, route observed)."""
+        for _ in range(steps):
+            decision = self.step(measure=measure)
+        return decision
+
+    def advance(self, seconds: float, measure: Measure | None = None) -> Decision:
+        self.now += timedelta(seconds=seconds)
+        return self.settle(measure=measure)
