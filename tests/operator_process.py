@@ -11,10 +11,10 @@ from tests.cluster.processes import ManagedProcess, free_port, wait_until
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, workdir: Path, interval: float = 0.5) -> None:
+    def __init__(self, kubeconfig: Path, workdir: Path, name: str = "operator") -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
-        self.interval = interval
+        self.name = name
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.process: ManagedProcess | None = None
@@ -23,24 +23,27 @@ class OperatorProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / "operator.log"
+        return self.workdir / f"{self.name}.log"
 
     def start(self) -> None:
         self.starts += 1
         self.process = ManagedProcess(
-            "operator",
+            self.name,
             [
                 sys.executable,
                 "-m",
                 "ftrelease",
-                f"--interval={self.interval}",
                 f"--metrics-port={self.metrics_port}",
                 "--metrics-address=127.0.0.1",
                 f"--liveness-port={self.liveness_port}",
                 f"--prometheus-url={self.prometheus_url}",
             ],
             self.log_path,
-            env={"KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"},
+            env={
+                "KUBECONFIG": str(self.kubeconfig),
+                "PYTHONUNBUFFERED": "1",
+                "HOSTNAME": self.name,  # its identity in the Lease and on its Events
+            },
         )
         self.process.start()
 
@@ -55,6 +58,14 @@ class OperatorProcess:
 
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory, from /proc."""
+        assert self.process is not None and self.process.pid is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS in /proc status")
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as a crash or an OOM kill."""

@@ -24,11 +24,24 @@ def main(argv: list[str] | None = None) -> int:
         help="watch only this namespace (repeatable); default: all namespaces",
     )
     parser.add_argument(
-        "--interval",
+        "--resync",
         type=float,
-        default=CONFIG.interval,
-        help="seconds between resyncs of every release (default %(default)s)",
+        default=CONFIG.resync,
+        help="seconds between re-deciding every release from the cache, with no API reads; "
+        "watch events and each release's clocks move rollouts (default %(default)s)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=CONFIG.workers,
+        help="releases reconciled at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=CONFIG.lease_namespace,
+        help="namespace of the leader-election Lease (default %(default)s)",
+    )
+    parser.add_argument("--lease-name", default=CONFIG.lease_name)
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -54,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     # `kill -USR1 <pid>` prints every thread's stack: how to see where a stuck operator waits.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     CONFIG.namespaces = args.namespace
-    CONFIG.interval = args.interval
+    CONFIG.resync = args.resync
+    CONFIG.workers = args.workers
+    CONFIG.lease_namespace = args.lease_namespace
+    CONFIG.lease_name = args.lease_name
     CONFIG.metrics_port = args.metrics_port
     CONFIG.metrics_address = args.metrics_address
     CONFIG.liveness_port = args.liveness_port
@@ -63,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # a line per watch event and per lease renewal hides what matters
+        for chatty in ("kopf.objects", "leaderelection", "aiohttp.access"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
     import kopf
 
@@ -74,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     kopf.run(
-        standalone=True,  # one replica (Recreate): no peering objects needed
+        standalone=True,  # no kopf peering: our Lease says which replica writes
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=liveness,

@@ -7,6 +7,7 @@ Binaries come from tests/cluster/build.sh (built once, cached outside the repo).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +44,18 @@ def build_binaries() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+# Service accounts' requests (the operator's), once each, at their end; nobody else's.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: [system:serviceaccounts]
+  - level: None
+"""
+
+
 @dataclass
 class LocalCluster:
     """The control plane in `workdir`. `start()` returns when nodes are Ready, the scheduler and
@@ -51,6 +64,7 @@ class LocalCluster:
     bin_dir: Path
     workdir: Path
     node_count: int = 2
+    node_capacity: dict[str, str] = field(default_factory=lambda: dict(NODE_CAPACITY))
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -65,6 +79,22 @@ class LocalCluster:
     @property
     def ca_cert(self) -> Path:
         return self.workdir / "pki" / "ca.crt"
+
+    @property
+    def audit_log(self) -> Path:
+        """Every request from a service account (the operator's), as the apiserver saw it:
+        verb, object, user agent, time. How tests and bench/scale count what the operator
+        sends, independently of the operator."""
+        return self.workdir / "audit.log"
+
+    def audit_events(self) -> list[dict]:
+        if not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line being written
+                events.append(json.loads(line))
+        return events
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -210,6 +240,8 @@ class LocalCluster:
         wait_until("etcd", healthy, timeout)
 
     def _start_apiserver(self, timeout: float) -> None:
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
         proc = self._spawn(
             "apiserver",
             [
@@ -231,6 +263,11 @@ class LocalCluster:
                 "--endpoint-reconciler-type=none",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
+                "--audit-log-maxsize=0",
             ],
         )
 
@@ -313,7 +350,7 @@ class LocalCluster:
         )
 
     def _register_nodes(self, timeout: float) -> None:
-        nodes = [_fake_node(f"kwok-node-{i}") for i in range(self.node_count)]
+        nodes = [_fake_node(f"kwok-node-{i}", self.node_capacity) for i in range(self.node_count)]
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(nodes))
 
         def all_ready() -> bool:
@@ -368,7 +405,7 @@ def _cert_credentials(pair: CertPair) -> dict[str, str]:
     return {"client-certificate": str(pair.cert), "client-key": str(pair.key)}
 
 
-def _fake_node(name: str) -> dict:
+def _fake_node(name: str, capacity: dict[str, str]) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -382,7 +419,7 @@ def _fake_node(name: str) -> dict:
                 "type": "kwok",
             },
         },
-        "status": {"capacity": NODE_CAPACITY, "allocatable": NODE_CAPACITY},
+        "status": {"capacity": capacity, "allocatable": capacity},
     }
 
 

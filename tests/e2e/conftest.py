@@ -34,7 +34,7 @@ def installed(cluster: LocalCluster) -> LocalCluster:
 @pytest.fixture(scope="session")
 def operator(installed: LocalCluster, tmp_path_factory) -> Iterator[OperatorProcess]:
     kubeconfig = installed.kubeconfig_for_service_account(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"), interval=0.5)
+    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
     process.start()
     yield process
     process.stop()
@@ -167,10 +167,8 @@ class Releases:
         return found
 
 
-@pytest.fixture
-def releases(kube, namespace, operator) -> Releases:
-    # The examples load models from the claim `models`; bind one so their pods schedule.
-    core = client.CoreV1Api(kube)
+def bind_models_claim(core: client.CoreV1Api, namespace: str) -> None:
+    """The examples load models from the claim `models`; bind one so their pods schedule."""
     core.create_persistent_volume(
         client.V1PersistentVolume(
             metadata=client.V1ObjectMeta(name=f"{namespace}-models"),
@@ -195,6 +193,11 @@ def releases(kube, namespace, operator) -> Releases:
             ),
         ),
     )
+
+
+@pytest.fixture
+def releases(kube, namespace, operator) -> Releases:
+    bind_models_claim(client.CoreV1Api(kube), namespace)
     return Releases(kube, namespace)
 
 

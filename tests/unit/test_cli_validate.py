@@ -44,10 +44,9 @@ def test_multi_document_yaml_checks_each_release_and_ignores_other_kinds(tmp_pat
     result = run("validate", str(path))
     assert result.returncode == 1
     assert "2 releases checked, 1 with problems" in result.stderr
-    assert all(
-        "FineTuneRelease/second: spec.bundle.artifact.digest" in line
-        for line in result.stdout.strip().splitlines()
-    )
+    lines = result.stdout.strip().splitlines()
+    assert lines, "the bad release's problem is printed"
+    assert all("FineTuneRelease/second: spec.bundle.artifact.digest" in line for line in lines)
 
 
 def test_stdin_and_recursive_directories(tmp_path):

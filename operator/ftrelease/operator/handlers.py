@@ -1,78 +1,89 @@
-"""kopf wiring: the only kopf importer. Handlers stay thin; Reconciler does one reconcile.
+"""kopf wiring: the only kopf importer. Watches feed the cache and the work queue; nothing here
+decides anything.
 
-A watch event on a release reconciles it at once; a resync loop reconciles every release each
-`interval` seconds, which is what moves the stage clocks and notices Deployments becoming
-Available. No kopf timers: they would put a finalizer on every release, and a release could then
-not be deleted while the operator is down."""
+- Watch events on releases and on what they own (Deployments, ConfigMaps, Services, HTTPRoutes,
+  selected server-side by the release label) update the cache and queue that release at once.
+- Workers (bounded) reconcile queued releases from the cache; a Decision's requeue_after queues
+  it again when a clock runs out. A cache resync (`--resync`) re-decides every release from
+  memory now and then, with no API reads.
+- Both replicas watch; only the one holding the Lease reconciles and writes. On taking the lease
+  a replica seeds its cache with one list per kind (so it never decides before it has seen what
+  exists) and queues every release; on losing it, it stops reconciling and stands by.
+No kopf timers or change handlers: they would put finalizers and annotations on every release,
+and a release could then not be deleted while the operator is down."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from typing import Any
 
 import kopf
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from prometheus_client import start_http_server
 
 from ftrelease.analysis.prometheus import PrometheusSource
-from ftrelease.api.models import GROUP, PLURAL, VERSION
+from ftrelease.api.models import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from ftrelease.api.ownership import RELEASE_LABEL
 
 from . import metrics
+from .cache import Cache
 from .config import CONFIG
-from .kube import Kube
-from .reconcile import Reconciler
+from .kube import Kube, api_client
+from .leader import Leadership, LeaseTimes
+from .reconcile import Measurements, Reconciler
+from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
+# (api group, version, plural, kind) of everything a release owns.
+OWNED = (
+    ("apps", "v1", "deployments", "Deployment"),
+    ("", "v1", "configmaps", "ConfigMap"),
+    ("", "v1", "services", "Service"),
+    ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
+)
+
+_cache = Cache()
 _state: dict[str, Any] = {}
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
-def _reconcile(namespace: str, name: str) -> None:
-    """Reconciles one release from a fresh read (never a stale event body: the status it holds
-    is the resume point), one reconcile per release at a time."""
+def _queue() -> WorkQueue:
+    return _state["queue"]
+
+
+def _lead() -> None:
+    """This replica now holds the lease: seed the cache, then reconcile every release."""
     kube: Kube = _state["kube"]
-    with _locks[(namespace, name)]:
+    kinds = [(API_VERSION, KIND), *((f"{g}/{v}" if g else v, k) for g, v, _, k in OWNED)]
+    for api_version, kind in kinds:
         try:
-            body = client.CustomObjectsApi(kube.api).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                metrics.forget(namespace, name)
-                return
-            raise
-        if body["metadata"].get("deletionTimestamp"):
-            return  # the garbage collector removes what it owns
-        _state["reconciler"].reconcile(body)
+            items = kube.list(api_version, kind, CONFIG.namespaces)
+        except ResourceNotFoundError:
+            log.warning("%s is not served by this cluster; not seeding it", kind)
+            continue
+        for item in items:
+            if kind == KIND:
+                _cache.put_release(item, only_newer=True)
+            else:
+                _cache.put_owned(kind, item, only_newer=True)
+    metrics.LEADER.set(1)
+    queue = _queue()
+    queue.open()
+    for key in _cache.release_keys():
+        queue.add(key)
+    log.info("leading: cache seeded (%s); every release queued", _cache.sizes())
+
+
+def _lost() -> None:
+    _queue().close()  # no new reconciles; writes in flight are refused by the lease check
+    metrics.LEADER.set(0)
 
 
 def _resync(stop: threading.Event) -> None:
-    kube: Kube = _state["kube"]
-    api = client.CustomObjectsApi(kube.api)
-    while not stop.wait(CONFIG.interval):
-        try:
-            if CONFIG.namespaces:
-                items = [
-                    item
-                    for namespace in CONFIG.namespaces
-                    for item in api.list_namespaced_custom_object(
-                        GROUP, VERSION, namespace, PLURAL
-                    )["items"]
-                ]
-            else:
-                items = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
-            for item in items:
-                meta = item["metadata"]
-                try:
-                    _reconcile(meta["namespace"], meta["name"])
-                except Exception:  # one release failing must not stop the others
-                    log.exception("reconcile of %s/%s failed", meta["namespace"], meta["name"])
-        except Exception:
-            log.exception("resync failed; retrying in %ss", CONFIG.interval)
+    while not stop.wait(CONFIG.resync):
+        for key in _cache.release_keys():
+            _queue().add(key)
 
 
 @kopf.on.startup()
@@ -80,19 +91,30 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # our own Events, one per transition, not per log line
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
-    kube = Kube()
-    _state["kube"] = kube
+    for group, version, plural, _kind in OWNED:
+        key = (group, version, plural) if group else (version, plural)
+        settings.watching.label_selectors[key] = RELEASE_LABEL
+
+    api = api_client()
+    times = LeaseTimes(CONFIG.lease_duration, CONFIG.renew_deadline, CONFIG.retry_period)
+    leadership = Leadership(api, CONFIG.lease_namespace, CONFIG.lease_name, times, _lead, _lost)
+    kube = Kube(api, may_write=leadership.is_leader, write_timeout=times.write_timeout)
+    queue = WorkQueue(lambda key: reconciler.reconcile(key), workers=CONFIG.workers)
     source = PrometheusSource(CONFIG.prometheus_url) if CONFIG.prometheus_url else None
-    _state["reconciler"] = Reconciler(kube, source)
+    measurements = Measurements(source, CONFIG.measure_workers, done=queue.add) if source else None
+    reconciler = Reconciler(kube, _cache, measurements)
+    _state.update(kube=kube, queue=queue, leadership=leadership, stop=threading.Event())
     if CONFIG.metrics_port:
         start_http_server(CONFIG.metrics_port, addr=CONFIG.metrics_address)
-    stop = threading.Event()
-    thread = threading.Thread(target=_resync, args=(stop,), name="resync", daemon=True)
-    thread.start()
-    _state["stop"] = stop
+    queue.start()
+    threading.Thread(target=_resync, args=(_state["stop"],), name="resync", daemon=True).start()
+    leadership.start()
     log.info(
-        "finetune-release-operator started; resync every %ss; analysis: %s",
-        CONFIG.interval,
+        "finetune-release-operator %s started as a standby (lease %s/%s); %s workers; analysis: %s",
+        leadership.identity,
+        CONFIG.lease_namespace,
+        CONFIG.lease_name,
+        CONFIG.workers,
         f"Prometheus at {CONFIG.prometheus_url}" if source else "off (no --prometheus-url)",
     )
 
@@ -101,11 +123,37 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 def cleanup(**_: Any) -> None:
     if "stop" in _state:
         _state["stop"].set()
+        _queue().stop()
+        _state["leadership"].release()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def on_release_event(type: str, namespace: str, name: str, **_: Any) -> None:
-    if type == "DELETED":
-        metrics.forget(namespace, name)
+async def on_release_event(event: dict[str, Any], **_: Any) -> None:
+    body = event["object"]
+    if event["type"] == "DELETED":
+        _cache.delete_release(body)
+        metrics.forget(body["metadata"]["namespace"], body["metadata"]["name"])
         return
-    _reconcile(namespace, name)
+    _cache.put_release(body)
+    if "queue" in _state:
+        _queue().add((body["metadata"]["namespace"], body["metadata"]["name"]))
+
+
+def _watch_owned(group: str, version: str, plural: str, kind: str) -> None:
+    async def on_owned_event(event: dict[str, Any], **_: Any) -> None:
+        body = event["object"]
+        if event["type"] == "DELETED":
+            key = _cache.delete_owned(kind, body)
+        else:
+            key = _cache.put_owned(kind, body)
+        if key is not None and "queue" in _state:
+            _queue().add(key)
+
+    resource = (group, version, plural) if group else (version, plural)
+    kopf.on.event(*resource, labels={RELEASE_LABEL: kopf.PRESENT}, id=f"cache-{plural}")(
+        on_owned_event
+    )
+
+
+for _owned in OWNED:
+    _watch_owned(*_owned)

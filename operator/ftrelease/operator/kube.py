@@ -1,11 +1,13 @@
-"""The operator's thin Kubernetes client: list what a release owns, server-side apply, scale,
-delete, patch status, post Events. Nothing here decides anything."""
+"""The operator's thin Kubernetes client: server-side apply, scale, delete, patch status, post
+Events, and the lists that seed the cache. Nothing here decides anything; no write leaves a
+replica that does not lead."""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,28 +24,42 @@ FIELD_MANAGER = "finetune-release-operator"
 REVISION_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"))
 
 
+def identity() -> str:
+    """This replica: its pod (or host) and process."""
+    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}_{os.getpid()}"
+
+
 def api_client() -> client.ApiClient:
-    """In a pod, the service account; elsewhere $KUBECONFIG or ~/.kube/config."""
+    """In a pod, the service account; elsewhere $KUBECONFIG or ~/.kube/config. Its user agent
+    names the replica, so the apiserver's audit log tells leader and standby apart."""
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         config.load_incluster_config()
-        return client.ApiClient()
-    return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+        api = client.ApiClient()
+    else:
+        api = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+    api.user_agent = f"{FIELD_MANAGER}/{identity()}"
+    return api
 
 
-@dataclass
-class Owned:
-    """Everything a release owns, as the apiserver has it now."""
-
-    deployments: dict[str, dict[str, Any]]
-    config_maps: dict[str, dict[str, Any]]
-    route: dict[str, Any] | None
+class NotLeader(RuntimeError):
+    """A write refused because this replica does not hold the lease (or renewed it too long
+    ago to be sure it still does)."""
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient | None = None) -> None:
+    """`may_write` gates every write (the leader's lease); `write_timeout` bounds each one."""
+
+    def __init__(
+        self,
+        api: client.ApiClient | None = None,
+        may_write: Callable[[], bool] = lambda: True,
+        write_timeout: float | None = None,
+    ) -> None:
         self.api = api or api_client()
         self._dynamic = dynamic.DynamicClient(self.api)
         self._resources: dict[tuple[str, str], Any] = {}
+        self._may_write = may_write
+        self._write_timeout = write_timeout
 
     def resource(self, api_version: str, kind: str) -> Any:
         key = (api_version, kind)
@@ -51,38 +67,26 @@ class Kube:
             self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
         return self._resources[key]
 
-    # ---- reading ------------------------------------------------------------------------------
+    def _writing(self) -> dict[str, Any]:
+        if not self._may_write():
+            raise NotLeader("not the leader: write refused")
+        return {"_request_timeout": self._write_timeout} if self._write_timeout else {}
 
-    def owned(self, ref: ReleaseRef, route_kind: tuple[str, str]) -> Owned:
-        selector = f"{RELEASE_LABEL}={ref.name}"
+    # ---- reading (only to seed the cache; reconciles read the cache) -------------------------
 
-        def by_name(api_version: str, kind: str) -> dict[str, dict[str, Any]]:
-            items = (
-                self.resource(api_version, kind)
-                .get(namespace=ref.namespace, label_selector=selector)
-                .to_dict()["items"]
-            )
-            return {
-                item["metadata"]["name"]: item
-                for item in items
-                if any(
-                    o.get("uid") == ref.uid for o in item["metadata"].get("ownerReferences") or []
-                )
-            }
-
-        route = None
-        try:
-            found = self.resource(*route_kind).get(name=ref.name, namespace=ref.namespace).to_dict()
-            owners = found["metadata"].get("ownerReferences") or []
-            route = found if any(o.get("uid") == ref.uid for o in owners) else None
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        return Owned(
-            deployments=by_name("apps/v1", "Deployment"),
-            config_maps=by_name("v1", "ConfigMap"),
-            route=route,
-        )
+    def list(self, api_version: str, kind: str, namespaces: list[str]) -> list[dict[str, Any]]:
+        """Every object of `kind` that a release owns (by label), or every release."""
+        selector = None if kind == KIND else RELEASE_LABEL
+        resource = self.resource(api_version, kind)
+        if not namespaces:
+            return resource.get(label_selector=selector).to_dict()["items"]
+        return [
+            item
+            for namespace in namespaces
+            for item in resource.get(namespace=namespace, label_selector=selector).to_dict()[
+                "items"
+            ]
+        ]
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -97,35 +101,48 @@ class Kube:
                 namespace=meta["namespace"],
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
+                **self._writing(),
             )
             .to_dict()
         )
 
-    def scale(self, namespace: str, name: str, replicas: int) -> None:
-        client.AppsV1Api(self.api).patch_namespaced_deployment(
-            name, namespace, {"spec": {"replicas": replicas}}
+    def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+        return self.api.sanitize_for_serialization(
+            client.AppsV1Api(self.api).patch_namespaced_deployment(
+                name, namespace, {"spec": {"replicas": replicas}}, **self._writing()
+            )
         )
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         try:
-            self.resource(api_version, kind).delete(name=name, namespace=namespace)
+            self.resource(api_version, kind).delete(
+                name=name, namespace=namespace, **self._writing()
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
-    def patch_status(self, ref: ReleaseRef, status: dict[str, Any]) -> None:
-        client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
-            GROUP, VERSION, ref.namespace, PLURAL, ref.name, {"status": status}
+    def patch_status(
+        self, ref: ReleaseRef, status: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """With `resource_version`, only onto that version of the release (409 otherwise):
+        status decided from an older release never overwrites a newer one."""
+        patch: dict[str, Any] = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
+        return client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
+            GROUP, VERSION, ref.namespace, PLURAL, ref.name, patch, **self._writing()
         )
 
-    def remove_annotations(self, ref: ReleaseRef, keys: list[str]) -> None:
-        client.CustomObjectsApi(self.api).patch_namespaced_custom_object(
+    def remove_annotations(self, ref: ReleaseRef, keys: list[str]) -> dict[str, Any]:
+        return client.CustomObjectsApi(self.api).patch_namespaced_custom_object(
             GROUP,
             VERSION,
             ref.namespace,
             PLURAL,
             ref.name,
             {"metadata": {"annotations": dict.fromkeys(keys)}},
+            **self._writing(),
         )
 
     def event(self, ref: ReleaseRef, kind: str, reason: str, message: str) -> None:
@@ -149,4 +166,4 @@ class Kube:
             reporting_component=FIELD_MANAGER,
             reporting_instance=os.environ.get("HOSTNAME", FIELD_MANAGER),
         )
-        client.CoreV1Api(self.api).create_namespaced_event(ref.namespace, body)
+        client.CoreV1Api(self.api).create_namespaced_event(ref.namespace, body, **self._writing())

@@ -36,6 +36,8 @@ ANALYSIS_ERRORS = Counter(
     ["namespace", "release"],
 )
 
+LEADER = Gauge("ftrelease_leader", "1 while this replica holds the lease and reconciles.")
+
 PHASES = get_args(Phase)
 
 

@@ -1,4 +1,5 @@
-"""One reconcile of one release: read what is, ask the planner, apply its Decision.
+"""One reconcile of one release: read what is (from the cache), run the cycle, apply its
+Decision. Measurements run beside it (Measurements), never inside it.
 
 Write order: revision objects (so a candidate exists before traffic can reach it), then status
 (so a restart resumes from what was decided), then the route (one write, and only when it
@@ -8,30 +9,39 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from ftrelease.analysis.evaluate import Measurement
 from ftrelease.analysis.measure import from_source
 from ftrelease.analysis.source import MetricSource
 from ftrelease.api.models import Bundle, FineTuneReleaseSpec, FineTuneReleaseStatus
 from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
 from ftrelease.rollout import cycle
+from ftrelease.rollout.clock import Window
 from ftrelease.rollout.types import COMMANDS, Decision, Observed, ObservedRevision
 from ftrelease.serving.objects import applied_digest, revision_objects
 from ftrelease.serving.runtimes import BUNDLE_FILE
 from ftrelease.traffic.routers import ROUTERS, Router
 
 from . import metrics
-from .kube import REVISION_KINDS, Kube, Owned
+from .cache import Cache, Key
+from .kube import REVISION_KINDS, Kube
 
 log = logging.getLogger(__name__)
+CONFLICT_RETRY = 0.2  # seconds: the watch brings the newer release meanwhile
 
 
-def observe(ref: ReleaseRef, owned: Owned, router: Router) -> Observed:
+def observe(ref: ReleaseRef, cache: Cache, router: Router) -> Observed:
+    config_maps = cache.owned("ConfigMap", ref)
     revisions = {}
-    for name, deployment in owned.deployments.items():
+    for name, deployment in cache.owned("Deployment", ref).items():
         revision = deployment["metadata"]["labels"].get(REVISION_LABEL)
         if not revision or name != object_name(ref.name, revision):
             continue
@@ -40,10 +50,11 @@ def observe(ref: ReleaseRef, owned: Owned, router: Router) -> Observed:
             replicas=deployment["spec"].get("replicas") or 0,
             ready_replicas=_available_replicas(deployment),
             available=_is_available(deployment),
-            bundle=_bundle(owned.config_maps.get(name)),
+            bundle=_bundle(config_maps.get(name)),
             applied=applied_digest(deployment),
         )
-    route = router.read_route(ref, owned.route) if owned.route else None
+    found = cache.owned(router.kind, ref).get(ref.name)
+    route = router.read_route(ref, found) if found else None
     return Observed(revisions=revisions, route=route)
 
 
@@ -97,12 +108,53 @@ def status_patch(current: dict[str, Any], new: FineTuneReleaseStatus) -> dict[st
     return merge_patch(ours, new.to_wire()) or None
 
 
-class Reconciler:
-    def __init__(self, kube: Kube, source: MetricSource | None = None) -> None:
-        self.kube = kube
-        self.source = source  # None: no analysis, stages complete on their clocks
+class Measurements:
+    """Measurements in flight, one per release, on a bounded pool: a reconcile never waits for
+    Prometheus. When one is done its release is reconciled again (`done`) and folds it in, if
+    the stage still wants that window; a rollback meanwhile simply drops it."""
 
-    def reconcile(self, body: dict[str, Any], now: datetime | None = None) -> Decision | None:
+    def __init__(self, source: MetricSource, workers: int, done: Callable[[Key], None]) -> None:
+        self.source = source
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="measure")
+        self._flight: dict[Key, tuple[Window, Future]] = {}
+        self._lock = threading.Lock()
+        self._done = done
+
+    def take(
+        self, key: Key, spec: FineTuneReleaseSpec, window: Window
+    ) -> tuple[Window, dict[str, Measurement]] | None:
+        """The window measured and its measurements once they are in; until then, starts or
+        awaits them. The window is the one measured, which ends when the measuring started."""
+        with self._lock:
+            flight = self._flight.get(key)
+            if flight is not None and _same(flight[0], window):
+                if not flight[1].done():
+                    return None
+                del self._flight[key]
+                return flight[0], flight[1].result()
+            measure = from_source(self.source, spec.serving.runtime)
+            future = self._pool.submit(cycle.measure_window, spec, window, measure)
+            self._flight[key] = (window, future)
+        future.add_done_callback(lambda _: self._done(key))
+        return None
+
+
+def _same(a: Window, b: Window) -> bool:
+    """The same stage's window from the same start (b may end later: a was asked for first)."""
+    return a.start == b.start and a.variables["revision"] == b.variables["revision"]
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, cache: Cache, measurements: Measurements | None = None) -> None:
+        self.kube = kube
+        self.cache = cache
+        self.measurements = measurements  # None: no analysis, stages complete on their clocks
+
+    def reconcile(self, key: Key, now: datetime | None = None) -> float | None:
+        """One cycle of the release `key` from the cache; seconds until it wants another."""
+        body = self.cache.release(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None  # gone, or going: the garbage collector removes what it owns
         now = now or datetime.now(UTC)
         meta = body["metadata"]
         ref = ReleaseRef(meta["name"], meta["namespace"], meta["uid"])
@@ -116,44 +168,66 @@ class Reconciler:
             current = body.get("status") or {}
             before = FineTuneReleaseStatus.model_validate(current)
             router = ROUTERS[spec.traffic.provider]
-            owned = self.kube.owned(ref, (router.api_version, router.kind))
-            observed = observe(ref, owned, router)
+            observed = observe(ref, self.cache, router)
             annotations = meta.get("annotations") or {}
             commands = {k: v for k, v in annotations.items() if k in COMMANDS}
             release = cycle.Release(
                 ref.name, ref.namespace, spec, before, meta.get("generation"), commands
             )
-            measure = (
-                from_source(self.source, spec.serving.runtime) if self.source is not None else None
+            measured = measuring = None
+            if self.measurements is not None:
+                window = cycle.wanted(release, now)
+                if window is not None:
+                    measured = self.measurements.take(key, spec, window)
+                    measuring = window if measured is None else None
+            decision = cycle.cycle(
+                release,
+                observed,
+                now,
+                analysis=self.measurements is not None,
+                measured=measured,
+                measuring=measuring,
             )
-            decision = cycle.run(release, observed, now, measure)
-            self.apply(ref, spec, current, decision, observed)
+            try:
+                self.apply(ref, spec, body, decision, observed)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                log.info("%s/%s changed while deciding; deciding again", ref.namespace, ref.name)
+                return CONFLICT_RETRY
         metrics.record(ref, before, decision)
-        return decision
+        return decision.requeue_after
 
     def apply(
         self,
         ref: ReleaseRef,
         spec: FineTuneReleaseSpec,
-        current_status: dict[str, Any],
+        body: dict[str, Any],
         decision: Decision,
         observed: Observed,
     ) -> None:
+        """Writes the Decision; each answer goes into the cache (write-through)."""
         for p in decision.revisions:
             found = observed.revisions.get(p.revision)
             if p.bundle is not None:
                 objects = revision_objects(ref, p.revision, spec, p.bundle, p.replicas, p.role)
                 planned = next(o for o in objects if o["kind"] == "Deployment")
                 if found and found.applied == applied_digest(planned):
-                    continue  # in place as last applied: no writes on every resync
+                    continue  # in place as last applied: no writes on every reconcile
                 for obj in objects:
-                    self.kube.apply(obj)
+                    self.cache.put_owned(obj["kind"], self.kube.apply(obj), only_newer=True)
             elif found and found.replicas != p.replicas:
-                self.kube.scale(ref.namespace, object_name(ref.name, p.revision), p.replicas)
+                scaled = self.kube.scale(
+                    ref.namespace, object_name(ref.name, p.revision), p.replicas
+                )
+                self.cache.put_owned("Deployment", scaled, only_newer=True)
 
-        patch = status_patch(current_status, decision.status)
+        patch = status_patch(body.get("status") or {}, decision.status)
         if patch is not None:
-            self.kube.patch_status(ref, patch)
+            # Onto the version decided from: a 409 means the release changed meanwhile (a
+            # command, a new bundle, another replica's write) and nothing more is written.
+            written = self.kube.patch_status(ref, patch, body["metadata"].get("resourceVersion"))
+            self.cache.put_release(written, only_newer=True)
 
         if decision.wants_route_write(observed):
             assert decision.route is not None
@@ -162,15 +236,21 @@ class Reconciler:
             # rollout, the candidate's once it is promoted.
             first = observed.revisions.get(decision.route.weights[0][0])
             bundle = first.bundle if first and first.bundle else spec.bundle
-            self.kube.apply(router.route_object(ref, spec, decision.route, bundle.routing.matches))
+            route = router.route_object(ref, spec, decision.route, bundle.routing.matches)
+            self.cache.put_owned(router.kind, self.kube.apply(route), only_newer=True)
             metrics.ROUTE_WRITES.labels(ref.namespace, ref.name).inc()
 
         for revision in decision.delete:
             for api_version, kind in REVISION_KINDS:  # the Deployment first
-                self.kube.delete(api_version, kind, ref.namespace, object_name(ref.name, revision))
+                name = object_name(ref.name, revision)
+                gone = self.cache.owned(kind, ref).get(name)
+                self.kube.delete(api_version, kind, ref.namespace, name)
+                if gone is not None:
+                    self.cache.delete_owned(kind, gone)
 
         if decision.consumed_commands:
-            self.kube.remove_annotations(ref, decision.consumed_commands)
+            written = self.kube.remove_annotations(ref, decision.consumed_commands)
+            self.cache.put_release(written, only_newer=True)
         for event in decision.events:
             self.kube.event(ref, event.type, event.reason, event.message)
             log.info("%s/%s %s: %s", ref.namespace, ref.name, event.reason, event.message)

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from ftrelease.analysis.evaluate import Measure, Measurement
 from ftrelease.api.models import FineTuneReleaseSpec, FineTuneReleaseStatus
-from ftrelease.api.verdict import NO_ANALYSIS
+from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 
 from . import clock
 from .planner import plan
@@ -49,17 +49,24 @@ def cycle(
     now: datetime,
     *,
     analysis: bool,
-    measurements: dict[str, Measurement] | None = None,
+    measured: tuple[clock.Window, dict[str, Measurement]] | None = None,
+    measuring: clock.Window | None = None,
 ) -> Decision:
-    """The Decision for `release` at `now`, given the measurements of `wanted`'s window (None:
-    nothing was due). `analysis` False: the operator runs without Prometheus, and stages
-    complete on their clocks and approvals."""
+    """The Decision for `release` at `now`, given `measured`: a window `wanted` asked for and
+    its measurements (None: nothing was due). `measuring`: a due window whose measurements are
+    still on their way; the stage waits for them (it never completes on an older verdict).
+    `analysis` False: the operator runs without Prometheus, and stages complete on their clocks
+    and approvals."""
     spec, status = release.spec, release.status.model_copy(deep=True)
     events = []
     if not analysis:
         verdict = NO_ANALYSIS
-    elif measurements is not None:
-        verdict, events = clock.fold(spec, status, measurements, now)
+    elif measured is not None:
+        window, measurements = measured
+        # The clock moves to the window's end: requests after it are the next window's.
+        verdict, events = clock.fold(spec, status, measurements, window.end)
+    elif measuring is not None:
+        verdict = StageVerdict(passed=False, reason=f"measuring the window since {measuring.start}")
     else:
         verdict = clock.standing(spec, status)
     decision = plan(
@@ -83,10 +90,14 @@ def cycle(
 def run(release: Release, observed: Observed, now: datetime, measure: Measure | None) -> Decision:
     """Analyze, then plan, with `measure` doing the measuring (None: no analysis)."""
     window = wanted(release, now) if measure is not None else None
-    measurements = None
+    measured = None
     if window is not None:
         assert measure is not None
-        measurements = {
-            m.name: measure(m, window.variables) for m in release.spec.strategy.analysis.metrics
-        }
-    return cycle(release, observed, now, analysis=measure is not None, measurements=measurements)
+        measured = (window, measure_window(release.spec, window, measure))
+    return cycle(release, observed, now, analysis=measure is not None, measured=measured)
+
+
+def measure_window(
+    spec: FineTuneReleaseSpec, window: clock.Window, measure: Measure
+) -> dict[str, Measurement]:
+    return {m.name: measure(m, window.variables) for m in spec.strategy.analysis.metrics}
