@@ -30,8 +30,10 @@ import numpy as np
 from ftrelease.analysis.evaluate import Measurement
 from ftrelease.analysis.judges import Counts
 from ftrelease.api.durations import parse_duration
-from ftrelease.api.models import RATE_TEMPLATES, FineTuneReleaseSpec, FineTuneReleaseStatus, Metric
 from ftrelease.api.revision import revision_of
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.status import FineTuneReleaseStatus
+from ftrelease.api.strategy import RATE_TEMPLATES, Metric
 from ftrelease.rollout.types import APPROVE, Route
 from ftrelease.rollout.world import World
 

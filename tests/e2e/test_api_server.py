@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from ftrelease.api.models import GROUP, PLURAL, VERSION
+from ftrelease.api.resource import GROUP, PLURAL, VERSION
 from ftrelease.api.revision import revision_of
 from ftrelease.api.validation import validate_release
 from ftrelease.cli.server import ServerDryRun

@@ -271,8 +271,8 @@ def test_samples_are_kept_bounded_and_redacted(tiny, servers):
 
 
 def test_the_operator_passes_exactly_the_arguments_this_server_takes():
-    from ftrelease.api.models import FineTuneRelease
     from ftrelease.api.ownership import ReleaseRef
+    from ftrelease.api.resource import FineTuneRelease
     from ftrelease.modelserver.__main__ import parser
     from ftrelease.serving.objects import revision_objects
 

@@ -9,7 +9,7 @@ from ftrelease.analysis.evaluate import Measurement
 from ftrelease.analysis.measure import measure
 from ftrelease.analysis.prometheus import PrometheusSource
 from ftrelease.analysis.templates import BUILTIN, render
-from ftrelease.api.models import Metric
+from ftrelease.api.strategy import Metric
 
 from tests.cluster.processes import wait_until
 

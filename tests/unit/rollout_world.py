@@ -9,7 +9,8 @@ from typing import Any
 
 from ftrelease.analysis.evaluate import Measurement
 from ftrelease.analysis.judges import Counts
-from ftrelease.api.models import FineTuneRelease, FineTuneReleaseSpec
+from ftrelease.api.resource import FineTuneRelease
+from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.rollout.world import T0, World
 
 from tests.api_cases import load_example

@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 from ftrelease.api.crd import CRD_FILE, render
-from ftrelease.api.models import FineTuneRelease
+from ftrelease.api.resource import FineTuneRelease
 from ftrelease.api.revision import revision_of
 from ftrelease.api.validation import validate_release
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ftrelease.analysis.evaluate import Measurement, evaluate
 from ftrelease.analysis.judges import Counts
 from ftrelease.analysis.measure import measure
-from ftrelease.api.models import Analysis, Metric
+from ftrelease.api.strategy import Analysis, Metric
 
 ANALYSIS = Analysis.model_validate(
     {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ftrelease.api.models import FineTuneRelease
 from ftrelease.api.ownership import ReleaseRef
+from ftrelease.api.resource import FineTuneRelease
 from ftrelease.api.route import Route
 from ftrelease.serving.objects import revision_objects
 from ftrelease.traffic.routers import ROUTERS

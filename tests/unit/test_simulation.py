@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from ftrelease.api.models import FineTuneRelease
+from ftrelease.api.resource import FineTuneRelease
 from ftrelease.simulation import Scenario, simulate
 
 from tests.api_cases import load_example

@@ -12,7 +12,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ftrelease.api.models import Analysis, Metric, MetricResult
+from ftrelease.api.status import MetricResult
+from ftrelease.api.strategy import Analysis, Metric
 from ftrelease.api.verdict import StageVerdict
 
 from .judges import (

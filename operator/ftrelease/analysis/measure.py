@@ -4,7 +4,7 @@ templates. The only I/O of analysis; the cycle (rollout.cycle) says which window
 from __future__ import annotations
 
 from ftrelease.api.durations import parse_duration
-from ftrelease.api.models import Metric
+from ftrelease.api.strategy import Metric
 
 from .evaluate import Measure, Measurement
 from .judges import Counts

@@ -17,16 +17,9 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
 from .fields import DNS_LABEL_PATTERN, cel
-from .models import (
-    GROUP,
-    KIND,
-    MAX_NAME_LENGTH,
-    NAME_HELP,
-    PLURAL,
-    VERSION,
-    FineTuneReleaseSpec,
-    FineTuneReleaseStatus,
-)
+from .resource import GROUP, KIND, MAX_NAME_LENGTH, NAME_HELP, PLURAL, VERSION
+from .spec import FineTuneReleaseSpec
+from .status import FineTuneReleaseStatus
 
 CRD_FILE = Path(__file__).resolve().parents[3] / "crds" / "finetunerelease.yaml"
 CRD_NAME = f"{PLURAL}.{GROUP}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .models import API_VERSION, KIND
+from .resource import API_VERSION, KIND
 
 MANAGED_BY = "finetune-release-operator"
 RELEASE_LABEL = "finetune.dev/release"

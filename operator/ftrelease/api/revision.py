@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from .models import Bundle
+from .bundle import Bundle
 
 REVISION_LENGTH = 10
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .models import API_VERSION, GROUP, KIND, FineTuneRelease
+from .resource import API_VERSION, GROUP, KIND, FineTuneRelease
 
 
 @dataclass(frozen=True, order=True)

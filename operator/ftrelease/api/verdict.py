@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .models import MetricResult
+from .status import MetricResult
 
 
 @dataclass(frozen=True)

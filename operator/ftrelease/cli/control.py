@@ -13,7 +13,8 @@ from kubernetes.client import CustomObjectsApi
 from rich.console import Console
 from rich.table import Table
 
-from ftrelease.api.models import GROUP, PLURAL, VERSION, FineTuneReleaseStatus
+from ftrelease.api.resource import GROUP, PLURAL, VERSION
+from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.rollout.types import ABORT, APPROVE, RESUME, RETRY
 
 

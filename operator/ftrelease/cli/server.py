@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes import config, dynamic
 from kubernetes.client.exceptions import ApiException
 
-from ftrelease.api.models import API_VERSION, KIND
+from ftrelease.api.resource import API_VERSION, KIND
 from ftrelease.api.validation import Problem
 from ftrelease.api.wire import apply_patch_text
 

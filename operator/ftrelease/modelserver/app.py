@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ftrelease.api.models import Prompt
+from ftrelease.api.bundle import Prompt
 
 from .checks import RefusalDetector, format_valid
 from .digest import DigestMismatch, verify

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
-from ftrelease.api.models import OutputFormat
+from ftrelease.api.bundle import OutputFormat
 
 DEFAULT_REFUSALS = (
     r"\bI can(?:no|')t help with\b",
@@ -19,7 +19,7 @@ DEFAULT_REFUSALS = (
 
 
 def format_valid(fmt: OutputFormat, text: str) -> bool:
-    """Whether a response satisfies the bundle's prompt.outputFormat (api.models.OutputFormat)."""
+    """Whether a response satisfies the bundle's prompt.outputFormat (api.bundle.OutputFormat)."""
     if fmt.type == "text":
         return True
     if fmt.type == "regex":

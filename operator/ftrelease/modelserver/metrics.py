@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ftrelease.api.models import LATENCY_BUCKETS as API_LATENCY_BUCKETS
+from ftrelease.api.strategy import LATENCY_BUCKETS as API_LATENCY_BUCKETS
 
 LABELS = ["release", "revision", "model", "adapter"]
 LATENCY_BUCKETS = API_LATENCY_BUCKETS["builtin"]  # latencyBound is validated against these

@@ -23,8 +23,8 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from prometheus_client import start_http_server
 
 from ftrelease.analysis.prometheus import PrometheusSource
-from ftrelease.api.models import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from ftrelease.api.ownership import RELEASE_LABEL
+from ftrelease.api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 from . import metrics
 from .cache import Cache

@@ -14,8 +14,8 @@ from typing import Any
 from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
-from ftrelease.api.models import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from ftrelease.api.ownership import RELEASE_LABEL, ReleaseRef
+from ftrelease.api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from ftrelease.api.wire import apply_patch_text
 
 log = logging.getLogger(__name__)

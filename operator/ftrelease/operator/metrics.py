@@ -7,8 +7,8 @@ from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ftrelease.api.models import FineTuneReleaseStatus, Phase
 from ftrelease.api.ownership import ReleaseRef
+from ftrelease.api.status import FineTuneReleaseStatus, Phase
 from ftrelease.rollout.types import Decision
 
 RECONCILE_SECONDS = Histogram(

@@ -21,8 +21,10 @@ from pydantic import ValidationError
 from ftrelease.analysis.evaluate import Measurement
 from ftrelease.analysis.measure import from_source
 from ftrelease.analysis.source import MetricSource
-from ftrelease.api.models import Bundle, FineTuneReleaseSpec, FineTuneReleaseStatus
+from ftrelease.api.bundle import Bundle
 from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.rollout import cycle
 from ftrelease.rollout.clock import Window
 from ftrelease.rollout.types import COMMANDS, Decision, Observed, ObservedRevision

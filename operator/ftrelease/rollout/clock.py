@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 from ftrelease.analysis.evaluate import Measurement, describe, evaluate, verdict_of
 from ftrelease.api.durations import parse_duration
-from ftrelease.api.models import FineTuneReleaseSpec, FineTuneReleaseStatus, MetricResult
 from ftrelease.api.revision import revision_of
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.status import FineTuneReleaseStatus, MetricResult
 from ftrelease.api.verdict import Event, StageVerdict, inconclusive
 
 MAX_BACKOFF = timedelta(minutes=2)

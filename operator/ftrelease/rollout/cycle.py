@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ftrelease.analysis.evaluate import Measure, Measurement
-from ftrelease.api.models import FineTuneReleaseSpec, FineTuneReleaseStatus
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 
 from . import clock

@@ -15,18 +15,18 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ftrelease.api.bundle import Bundle
 from ftrelease.api.durations import parse_duration
-from ftrelease.api.models import (
-    Bundle,
+from ftrelease.api.revision import revision_of
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.status import (
     Condition,
-    FineTuneReleaseSpec,
     FineTuneReleaseStatus,
     HistoryEntry,
     RetiredRevision,
-    Stage,
     StageStatus,
 )
-from ftrelease.api.revision import revision_of
+from ftrelease.api.strategy import Stage
 from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict, inconclusive
 
 from .types import (

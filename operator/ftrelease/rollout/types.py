@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ftrelease.api.models import Bundle, FineTuneReleaseStatus
+from ftrelease.api.bundle import Bundle
 from ftrelease.api.route import Route
+from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.api.verdict import Event
 
 # Commands are annotations on the FineTuneRelease, set by `kubectl finetune abort|approve|retry`.

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ftrelease.analysis.evaluate import Measure
-from ftrelease.api.models import Bundle, FineTuneReleaseSpec, FineTuneReleaseStatus
+from ftrelease.api.bundle import Bundle
 from ftrelease.api.revision import revision_of
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.status import FineTuneReleaseStatus
 
 from . import cycle
 from .types import Decision, Observed, ObservedRevision, Route

@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Any
 
-from ftrelease.api.models import Bundle, FineTuneReleaseSpec
+from ftrelease.api.bundle import Bundle
 from ftrelease.api.ownership import (
     RELEASE_LABEL,
     REVISION_LABEL,
@@ -16,6 +16,7 @@ from ftrelease.api.ownership import (
     ReleaseRef,
     object_name,
 )
+from ftrelease.api.spec import FineTuneReleaseSpec
 
 from .runtimes import BUNDLE_DIR, BUNDLE_FILE, container_for
 

@@ -9,7 +9,8 @@ import re
 from typing import Any
 
 from ftrelease import __version__
-from ftrelease.api.models import Bundle, Serving
+from ftrelease.api.bundle import Bundle
+from ftrelease.api.spec import Serving
 
 BUNDLE_DIR = "/etc/finetune"
 BUNDLE_FILE = "bundle.json"

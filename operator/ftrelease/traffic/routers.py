@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from ftrelease.api.models import FineTuneReleaseSpec, RouteMatch
+from ftrelease.api.bundle import RouteMatch
 from ftrelease.api.ownership import RELEASE_LABEL, ReleaseRef, object_name
 from ftrelease.api.route import Route
+from ftrelease.api.spec import FineTuneReleaseSpec
 
 ROUTE_ANNOTATION = "finetune.dev/route"
 

@@ -1,0 +1,149 @@
+"""The bundle: everything that decides behaviour (base model, artifact, dataset, training, prompt,
+evals, routing); its digest is the revision."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from .base import MAX_SCORES, ApiModel, cel_rules
+from .fields import (
+    DatasetVersion,
+    ModelName,
+    ModelUri,
+    NonEmptyStr,
+    PinnedFilter,
+    PinnedRevision,
+    Score,
+    Sha256Digest,
+    cel,
+)
+
+
+class BaseModelRef(ApiModel):
+    name: NonEmptyStr = Field(description="The base model's name, e.g. acme/llama-3.1-8b-instruct.")
+    revision: PinnedRevision = Field(description="Exact revision: 40-hex commit or sha256 digest.")
+    uri: ModelUri = Field(description="Where runtimes load the base model from.")
+
+
+class Artifact(ApiModel):
+    type: Literal["adapter", "merged"] = Field(
+        description="adapter: LoRA weights loaded on the base; merged: a full model."
+    )
+    uri: ModelUri
+    digest: Sha256Digest = Field(
+        description="sha256 over the artifact's files in canonical order (see modelserver)."
+    )
+
+
+class Dataset(ApiModel):
+    name: NonEmptyStr
+    version: DatasetVersion = Field(description="An immutable snapshot: never latest/main/head.")
+    filter: PinnedFilter | None = Field(
+        default=None, description="The filtering code, pinned: git+<url>@<40-hex> or sha256."
+    )
+
+
+class Training(ApiModel):
+    config_digest: Sha256Digest
+    seed: int | None = Field(default=None, ge=0)
+
+
+OUTPUT_FORMAT_RULES = (
+    cel(
+        "self.type == 'json-schema' ? has(self.schema) : !has(self.schema)",
+        "schema is required when type is json-schema and allowed only then",
+    ),
+    cel(
+        "self.type == 'regex' ? has(self.pattern) : !has(self.pattern)",
+        "pattern is required when type is regex and allowed only then",
+    ),
+)
+
+
+class OutputFormat(ApiModel):
+    model_config = ConfigDict(json_schema_extra=cel_rules(*OUTPUT_FORMAT_RULES))
+
+    type: Literal["text", "json", "json-schema", "regex"] = "text"
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        alias="schema",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="The JSON Schema responses must satisfy (type json-schema).",
+    )
+    pattern: str | None = Field(
+        default=None, max_length=4096, description="The regex responses must match (type regex)."
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> OutputFormat:
+        if (self.type == "json-schema") != (self.json_schema is not None):
+            raise ValueError(OUTPUT_FORMAT_RULES[0]["message"])
+        if (self.type == "regex") != (self.pattern is not None):
+            raise ValueError(OUTPUT_FORMAT_RULES[1]["message"])
+        return self
+
+
+class Prompt(ApiModel):
+    system: str = Field(default="", max_length=65536, description="System instructions.")
+    output_format: OutputFormat = Field(default_factory=OutputFormat)
+
+
+class Evals(ApiModel):
+    suite: NonEmptyStr
+    version: NonEmptyStr
+    scores: dict[str, Score] = Field(
+        default_factory=dict,
+        max_length=MAX_SCORES,
+        description="Offline eval scores of this bundle, by name.",
+    )
+
+
+class HeaderMatch(ApiModel):
+    type: Literal["Exact", "RegularExpression"] = "Exact"
+    name: NonEmptyStr
+    value: str = Field(max_length=4096)
+
+
+class PathMatch(ApiModel):
+    type: Literal["Exact", "PathPrefix", "RegularExpression"] = "PathPrefix"
+    value: str = Field(default="/", max_length=1024)
+
+
+class RouteMatch(ApiModel):
+    """The subset of Gateway API's HTTPRouteMatch a release may route on."""
+
+    path: PathMatch | None = None
+    headers: list[HeaderMatch] = Field(default_factory=list, max_length=16)
+    query_params: list[HeaderMatch] = Field(default_factory=list, max_length=16)
+    method: (
+        Literal["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+        | None
+    ) = None
+
+
+class Routing(ApiModel):
+    model_name: ModelName = Field(description='The OpenAI "model" clients send.')
+    matches: list[RouteMatch] = Field(default_factory=list, max_length=8)
+
+
+class Bundle(ApiModel):
+    base_model: BaseModelRef
+    artifact: Artifact
+    dataset: Dataset
+    training: Training
+    prompt: Prompt = Field(default_factory=Prompt)
+    evals: Evals
+    routing: Routing

@@ -1,0 +1,124 @@
+"""The status of a FineTuneRelease, written by the operator only: phase, stage, analysis results,
+conditions, history and retired revisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Phase = Literal[
+    "Pending", "Gated", "Shadow", "Progressing", "Paused", "Promoted", "RolledBack", "Failed"
+]
+Outcome = Literal["Pass", "Fail", "NoData", "Error", "Inconclusive"]
+
+
+class StatusModel(BaseModel):
+    """Status is written by the operator only; older or newer fields are ignored, not errors."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class StageStatus(StatusModel):
+    index: int
+    name: str
+    weight: int = 0
+    mirror: int = 0
+    started_at: datetime | None = Field(
+        default=None, description="When the stage's route was observed in place; its clock."
+    )
+    approved: bool = Field(default=False, description="Manual approval given for this stage.")
+    hold: str | None = Field(
+        default=None,
+        description="Why the operator paused this stage for a person (Inconclusive, onError).",
+    )
+    inconclusive: bool = Field(
+        default=False, description="Held because the stage ran out of time without a Pass."
+    )
+    waiting_since: datetime | None = Field(
+        default=None,
+        description=(
+            "Where the maxDuration clock starts: the stage's start, moved on by a resume and by "
+            "the length of each analysis outage (time without metrics is not waiting for a Pass)."
+        ),
+    )
+    # The analysis clock: counts are measured over [analyzedUntil, now), never twice.
+    analyzed_until: datetime | None = None
+    next_analysis_at: datetime | None = None
+    error_since: datetime | None = Field(
+        default=None, description="Analysis has been failing (Error) since then."
+    )
+    errors: int = Field(default=0, description="Failed analysis attempts in a row (backoff).")
+
+
+class MetricResult(StatusModel):
+    metric: str
+    outcome: Outcome
+    value: float | None = None
+    stable_value: float | None = None
+    evidence: float | None = Field(default=None, description="The e-value (sequential judge).")
+    samples: int | None = Field(default=None, description="Candidate requests, whole rollout.")
+    stage_samples: int | None = Field(default=None, description="Candidate requests, this stage.")
+    message: str | None = None
+    # The sequential judge's state, carried across the stages of one candidate.
+    log_evidence: float | None = None
+    evidence_components: list[float] | None = Field(
+        default=None, description="log e-value of each component of the mixture (judges.py)."
+    )
+    candidate_bad: float | None = None
+    stable_bad: float | None = None
+    candidate_total: float | None = None
+    stable_total: float | None = None
+
+
+class Condition(StatusModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+class HistoryEntry(StatusModel):
+    revision: str
+    bundle: dict[str, str] = Field(default_factory=dict, description="A one-line summary.")
+    outcome: str
+    reason: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class RetiredRevision(StatusModel):
+    """A revision that no longer serves: kept warm for `scaleDownAfterSeconds`, then at zero
+    replicas until it falls out of `revisionHistoryLimit` and its objects are deleted."""
+
+    revision: str
+    since: datetime
+    scale_down_after_seconds: int = 0
+
+
+class FineTuneReleaseStatus(StatusModel):
+    observed_generation: int | None = None
+    phase: Phase | None = None
+    message: str | None = None
+    stable_revision: str | None = None
+    stable_bundle: dict[str, Any] | None = Field(
+        default=None,
+        description="The stable revision's bundle (its evals and routing are compared against).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    candidate_revision: str | None = None
+    candidate_since: datetime | None = Field(
+        default=None, description="When the current candidate's rollout began."
+    )
+    stage: StageStatus | None = None
+    analysis: list[MetricResult] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    retired: list[RetiredRevision] = Field(default_factory=list)
