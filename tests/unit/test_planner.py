@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ftrelease.rollout.planner import candidate_replicas
+from ftrelease.rollout.replicas import candidate_replicas
 from ftrelease.rollout.types import ABORT, APPROVE, RETRY, Route
 
 from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version

@@ -11,158 +11,35 @@ written again."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ftrelease.api.bundle import Bundle
 from ftrelease.api.durations import parse_duration
-from ftrelease.api.revision import revision_of
 from ftrelease.api.spec import FineTuneReleaseSpec
-from ftrelease.api.status import (
-    Condition,
-    FineTuneReleaseStatus,
-    HistoryEntry,
-    RetiredRevision,
-    StageStatus,
-)
+from ftrelease.api.status import FineTuneReleaseStatus, StageStatus
 from ftrelease.api.strategy import Stage
 from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict, inconclusive
 
+from .bookkeeping import Bookkeeping, bundle_summary
+from .conditions import conditions
+from .gate import gate_problem
+from .replicas import candidate_replicas, plan_revisions
 from .types import (
     ABORT,
     APPROVE,
     COMMANDS,
+    IN_PROGRESS,
     RESUME,
     RETRY,
     Decision,
     Event,
     Observed,
-    RevisionPlan,
     Route,
 )
 
-IN_PROGRESS = ("Pending", "Shadow", "Progressing", "Paused")
-HISTORY_LIMIT = 20  # entries kept in status.history
 
-
-def bundle_summary(bundle: Bundle) -> dict[str, str]:
-    """One short line per bundle part, for history and Events."""
-    return {
-        "baseModel": f"{bundle.base_model.name}@{bundle.base_model.revision[:12]}",
-        "artifact": f"{bundle.artifact.type} {bundle.artifact.digest[:19]}",
-        "dataset": f"{bundle.dataset.name}@{bundle.dataset.version}",
-        "evals": f"{bundle.evals.suite}/{bundle.evals.version}",
-        "modelName": bundle.routing.model_name,
-    }
-
-
-def candidate_replicas(spec: FineTuneReleaseSpec, stage: Stage) -> int:
-    """auto: ceil(replicas x share / 100), at least 1, so a 1% canary holds one pod rather than
-    a full set of GPUs; a fixed count is used as given until the full stage."""
-    full = spec.serving.replicas
-    share = stage.weight if stage.weight is not None else (stage.mirror or 0)
-    if share >= 100:
-        return full
-    if spec.serving.canary_replicas != "auto":
-        return min(int(spec.serving.canary_replicas), full)
-    return max(1, math.ceil(full * share / 100))
-
-
-def gate_problem(spec: FineTuneReleaseSpec, stable_bundle: dict | None) -> str | None:
-    """Why the bundle's offline evals keep it out of production, or None."""
-    scores = spec.bundle.evals.scores
-    for name, minimum in sorted(spec.gate.evals.min_scores.items()):
-        if scores.get(name, -math.inf) < minimum:
-            return f"eval {name} = {scores.get(name)} is below the gate's minimum {minimum}"
-    stable_scores = ((stable_bundle or {}).get("evals") or {}).get("scores") or {}
-    for name, allowed in sorted(spec.gate.evals.max_regression.items()):
-        if name in stable_scores and name in scores:
-            drop = stable_scores[name] - scores[name]
-            if drop > allowed + 1e-12:
-                return (
-                    f"eval {name} = {scores[name]} regresses {drop:.4g} from stable's "
-                    f"{stable_scores[name]} (allowed {allowed})"
-                )
-    return None
-
-
-@dataclass
-class _Planner:
-    name: str
-    spec: FineTuneReleaseSpec
-    observed: Observed
-    commands: dict[str, str]
-    now: datetime
-    verdict: StageVerdict
-    decision: Decision
-    revision: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.revision = revision_of(self.spec.bundle)
-
-    # ---- helpers ------------------------------------------------------------------------------
-
-    @property
-    def st(self) -> FineTuneReleaseStatus:
-        return self.decision.status
-
-    @property
-    def full(self) -> int:
-        return self.spec.serving.replicas
-
-    def event(self, reason: str, message: str, warning: bool = False) -> None:
-        self.decision.events.append(Event("Warning" if warning else "Normal", reason, message))
-
-    def set_phase(self, phase: str, message: str) -> None:
-        self.st.phase = phase  # type: ignore[assignment]
-        self.st.message = message
-
-    def requeue(self, seconds: float) -> None:
-        self.decision.requeue(seconds)
-
-    def consume(self, command: str) -> str | None:
-        value = self.commands.get(command)
-        if value is not None and command not in self.decision.consumed_commands:
-            self.decision.consumed_commands.append(command)
-        return value
-
-    def history(self, revision: str, outcome: str, reason: str, started: datetime | None) -> None:
-        bundle = self.bundle_of(revision)
-        entry = HistoryEntry(
-            revision=revision,
-            bundle=bundle_summary(bundle) if bundle else {},
-            outcome=outcome,
-            reason=reason,
-            started_at=started,
-            finished_at=self.now,
-        )
-        self.st.history = [entry, *self.st.history][:HISTORY_LIMIT]
-
-    def retire(self, revision: str | None, delay: str) -> None:
-        if not revision:
-            return
-        seconds = int(parse_duration(delay).total_seconds())
-        self.st.retired = [
-            RetiredRevision(revision=revision, since=self.now, scale_down_after_seconds=seconds),
-            *(r for r in self.st.retired if r.revision != revision),
-        ]
-
-    def bundle_of(self, revision: str) -> Bundle | None:
-        if revision == self.revision:
-            return self.spec.bundle
-        if revision == self.st.stable_revision and self.st.stable_bundle:
-            return Bundle.model_validate(self.st.stable_bundle)
-        found = self.observed.revisions.get(revision)
-        return found.bundle if found else None
-
-    def retained(self) -> set[str]:
-        return {r.revision for r in self.st.retired if r.revision in self.observed.revisions}
-
-    def clear_candidate(self) -> None:
-        self.st.candidate_revision = None
-        self.st.candidate_since = None
-        self.st.stage = None
+class _Planner(Bookkeeping):
+    """The state machine: one method per state of a release, run once per Decision."""
 
     # ---- the decision ------------------------------------------------------------------------
 
@@ -177,7 +54,7 @@ class _Planner:
         for command in COMMANDS:
             if command != APPROVE or self.st.phase not in IN_PROGRESS:
                 self.consume(command)
-        self.plan_revisions()
+        plan_revisions(self.spec, self.observed, self.decision, self.now, self.bundle_of)
         self.st.conditions = conditions(self.st, self.revision, self.now)
         return self.decision
 
@@ -484,47 +361,6 @@ class _Planner:
         self.decision.events[-1] = Event("Warning", "RolledBack", message)
         self.set_phase("RolledBack", message)
 
-    # ---- objects ------------------------------------------------------------------------------
-
-    def plan_revisions(self) -> None:
-        """Replica counts for every revision the release keeps; deletions past the history."""
-        stable, candidate = self.st.stable_revision, self.st.candidate_revision
-        plans: dict[str, RevisionPlan] = {}
-        candidate_count = 0
-        if candidate and self.st.phase in IN_PROGRESS:
-            stage = self.st.stage
-            if stage is None:  # first release, or a rollback to a retained revision
-                candidate_count = self.full
-            else:
-                stages = self.spec.stages
-                candidate_count = candidate_replicas(
-                    self.spec, stages[min(stage.index, len(stages) - 1)]
-                )
-            plans[candidate] = RevisionPlan(
-                candidate, candidate_count, "candidate", self.bundle_of(candidate)
-            )
-        if stable is not None:
-            stable_count = self.full
-            if self.spec.traffic.provider == "replicas" and candidate_count:
-                # One Service over both revisions: the split is the replica ratio.
-                stable_count = max(self.full - candidate_count, 0)
-            plans[stable] = RevisionPlan(stable, stable_count, "stable", self.bundle_of(stable))
-
-        keep = self.spec.strategy.revision_history_limit
-        retired = [r for r in self.st.retired if r.revision not in plans]
-        self.st.retired = retired[:keep]
-        for entry in self.st.retired:
-            until = entry.since + timedelta(seconds=entry.scale_down_after_seconds)
-            # Behind the replicas provider's shared Service a warm pod would take live traffic.
-            warm = self.now < until and self.spec.traffic.provider != "replicas"
-            if warm:
-                self.requeue((until - self.now).total_seconds())
-            found = self.observed.revisions.get(entry.revision)
-            replicas = found.replicas if (warm and found) else 0
-            plans[entry.revision] = RevisionPlan(entry.revision, replicas, "retired")
-        self.decision.revisions = list(plans.values())
-        self.decision.delete = sorted(r for r in self.observed.revisions if r not in plans)
-
 
 def _stage_status(index: int, stage: Stage) -> StageStatus:
     return StageStatus(
@@ -538,57 +374,6 @@ def _route_text(stage: Stage) -> str:
 
 def _describe(bundle: Bundle) -> str:
     return ", ".join(f"{k} {v}" for k, v in bundle_summary(bundle).items())
-
-
-def conditions(status: FineTuneReleaseStatus, revision: str, now: datetime) -> list[Condition]:
-    """kstatus conditions: Ready (the spec's bundle serves all traffic), Reconciling (a rollout
-    is moving), Stalled (it cannot move on without a person); and, while a candidate is being
-    analysed, Analysis (False when its metrics cannot be measured)."""
-    phase = status.phase or "Pending"
-    ready = phase in ("Promoted", "RolledBack") and status.stable_revision == revision
-    reconciling = phase in ("Pending", "Shadow", "Progressing")
-    held = phase == "Paused" and status.stage is not None and status.stage.hold is not None
-    stalled = phase in ("Gated", "Failed") or (phase == "RolledBack" and not ready) or held
-    previous = {c.type: c for c in status.conditions}
-
-    def condition(kind: str, value: bool, reason: str, message: str | None = None) -> Condition:
-        text = "True" if value else "False"
-        before = previous.get(kind)
-        changed = before is None or before.status != text
-        return Condition(
-            type=kind,
-            status=text,
-            reason=reason,
-            message=(status.message or "") if message is None else message,
-            last_transition_time=now if changed else before.last_transition_time,
-            observed_generation=status.observed_generation,
-        )
-
-    found = [
-        condition("Ready", ready, phase),
-        condition("Reconciling", reconciling, phase if reconciling else "Idle"),
-        condition(
-            "Stalled",
-            stalled,
-            ("Held" if held else phase) if stalled else "Progressing" if reconciling else "Idle",
-        ),
-    ]
-    if status.stage is not None and status.analysis:
-        errors = [r for r in status.analysis if r.outcome == "Error"]
-        if errors:
-            found.append(
-                condition(
-                    "Analysis",
-                    False,
-                    "MetricsUnavailable",
-                    "; ".join(f"{r.metric}: {r.message}" for r in errors),
-                )
-            )
-        else:
-            order = ("Fail", "Inconclusive", "NoData", "Pass")
-            worst = min(status.analysis, key=lambda r: order.index(r.outcome))
-            found.append(condition("Analysis", True, worst.outcome, worst.message or ""))
-    return found
 
 
 def plan(

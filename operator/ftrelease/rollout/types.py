@@ -18,6 +18,9 @@ RETRY = COMMAND_PREFIX + "retry"
 RESUME = COMMAND_PREFIX + "resume"  # releases a hold (Inconclusive, onError pause)
 COMMANDS = (ABORT, APPROVE, RETRY, RESUME)
 
+# The phases of a rollout under way (a candidate is being brought in).
+IN_PROGRESS = ("Pending", "Shadow", "Progressing", "Paused")
+
 
 @dataclass(frozen=True)
 class ObservedRevision:

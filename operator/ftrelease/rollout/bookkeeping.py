@@ -1,0 +1,110 @@
+"""The planner's working state and bookkeeping: its inputs, the Decision being written, and the
+status writes every state of the state machine shares (phase, events, commands consumed,
+history, retired revisions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ftrelease.api.bundle import Bundle
+from ftrelease.api.durations import parse_duration
+from ftrelease.api.revision import revision_of
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.status import FineTuneReleaseStatus, HistoryEntry, RetiredRevision
+from ftrelease.api.verdict import StageVerdict
+
+from .types import Decision, Event, Observed
+
+HISTORY_LIMIT = 20  # entries kept in status.history
+
+
+def bundle_summary(bundle: Bundle) -> dict[str, str]:
+    """One short line per bundle part, for history and Events."""
+    return {
+        "baseModel": f"{bundle.base_model.name}@{bundle.base_model.revision[:12]}",
+        "artifact": f"{bundle.artifact.type} {bundle.artifact.digest[:19]}",
+        "dataset": f"{bundle.dataset.name}@{bundle.dataset.version}",
+        "evals": f"{bundle.evals.suite}/{bundle.evals.version}",
+        "modelName": bundle.routing.model_name,
+    }
+
+
+@dataclass
+class Bookkeeping:
+    """The planner's inputs, the Decision it writes, and the helpers every state shares."""
+
+    name: str
+    spec: FineTuneReleaseSpec
+    observed: Observed
+    commands: dict[str, str]
+    now: datetime
+    verdict: StageVerdict
+    decision: Decision
+    revision: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.revision = revision_of(self.spec.bundle)
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    @property
+    def st(self) -> FineTuneReleaseStatus:
+        return self.decision.status
+
+    @property
+    def full(self) -> int:
+        return self.spec.serving.replicas
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.decision.events.append(Event("Warning" if warning else "Normal", reason, message))
+
+    def set_phase(self, phase: str, message: str) -> None:
+        self.st.phase = phase  # type: ignore[assignment]
+        self.st.message = message
+
+    def requeue(self, seconds: float) -> None:
+        self.decision.requeue(seconds)
+
+    def consume(self, command: str) -> str | None:
+        value = self.commands.get(command)
+        if value is not None and command not in self.decision.consumed_commands:
+            self.decision.consumed_commands.append(command)
+        return value
+
+    def history(self, revision: str, outcome: str, reason: str, started: datetime | None) -> None:
+        bundle = self.bundle_of(revision)
+        entry = HistoryEntry(
+            revision=revision,
+            bundle=bundle_summary(bundle) if bundle else {},
+            outcome=outcome,
+            reason=reason,
+            started_at=started,
+            finished_at=self.now,
+        )
+        self.st.history = [entry, *self.st.history][:HISTORY_LIMIT]
+
+    def retire(self, revision: str | None, delay: str) -> None:
+        if not revision:
+            return
+        seconds = int(parse_duration(delay).total_seconds())
+        self.st.retired = [
+            RetiredRevision(revision=revision, since=self.now, scale_down_after_seconds=seconds),
+            *(r for r in self.st.retired if r.revision != revision),
+        ]
+
+    def bundle_of(self, revision: str) -> Bundle | None:
+        if revision == self.revision:
+            return self.spec.bundle
+        if revision == self.st.stable_revision and self.st.stable_bundle:
+            return Bundle.model_validate(self.st.stable_bundle)
+        found = self.observed.revisions.get(revision)
+        return found.bundle if found else None
+
+    def retained(self) -> set[str]:
+        return {r.revision for r in self.st.retired if r.revision in self.observed.revisions}
+
+    def clear_candidate(self) -> None:
+        self.st.candidate_revision = None
+        self.st.candidate_since = None
+        self.st.stage = None

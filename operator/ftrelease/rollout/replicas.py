@@ -1,0 +1,72 @@
+"""Replica planning: how many pods each revision the release keeps runs (candidate, stable,
+retired), and which revisions' objects go. Pure; the planner calls it once per Decision."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from ftrelease.api.bundle import Bundle
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.strategy import Stage
+
+from .types import IN_PROGRESS, Decision, Observed, RevisionPlan
+
+
+def candidate_replicas(spec: FineTuneReleaseSpec, stage: Stage) -> int:
+    """auto: ceil(replicas x share / 100), at least 1, so a 1% canary holds one pod rather than
+    a full set of GPUs; a fixed count is used as given until the full stage."""
+    full = spec.serving.replicas
+    share = stage.weight if stage.weight is not None else (stage.mirror or 0)
+    if share >= 100:
+        return full
+    if spec.serving.canary_replicas != "auto":
+        return min(int(spec.serving.canary_replicas), full)
+    return max(1, math.ceil(full * share / 100))
+
+
+def plan_revisions(
+    spec: FineTuneReleaseSpec,
+    observed: Observed,
+    decision: Decision,
+    now: datetime,
+    bundle_of: Callable[[str], Bundle | None],
+) -> None:
+    """Replica counts for every revision the release keeps; deletions past the history. Sets
+    the decision's revisions and deletions and trims its status' retired revisions."""
+    status, full = decision.status, spec.serving.replicas
+    stable, candidate = status.stable_revision, status.candidate_revision
+    plans: dict[str, RevisionPlan] = {}
+    candidate_count = 0
+    if candidate and status.phase in IN_PROGRESS:
+        stage = status.stage
+        if stage is None:  # first release, or a rollback to a retained revision
+            candidate_count = full
+        else:
+            stages = spec.stages
+            candidate_count = candidate_replicas(spec, stages[min(stage.index, len(stages) - 1)])
+        plans[candidate] = RevisionPlan(
+            candidate, candidate_count, "candidate", bundle_of(candidate)
+        )
+    if stable is not None:
+        stable_count = full
+        if spec.traffic.provider == "replicas" and candidate_count:
+            # One Service over both revisions: the split is the replica ratio.
+            stable_count = max(full - candidate_count, 0)
+        plans[stable] = RevisionPlan(stable, stable_count, "stable", bundle_of(stable))
+
+    keep = spec.strategy.revision_history_limit
+    retired = [r for r in status.retired if r.revision not in plans]
+    status.retired = retired[:keep]
+    for entry in status.retired:
+        until = entry.since + timedelta(seconds=entry.scale_down_after_seconds)
+        # Behind the replicas provider's shared Service a warm pod would take live traffic.
+        warm = now < until and spec.traffic.provider != "replicas"
+        if warm:
+            decision.requeue((until - now).total_seconds())
+        found = observed.revisions.get(entry.revision)
+        replicas = found.replicas if (warm and found) else 0
+        plans[entry.revision] = RevisionPlan(entry.revision, replicas, "retired")
+    decision.revisions = list(plans.values())
+    decision.delete = sorted(r for r in observed.revisions if r not in plans)
