@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import typing
 
 from ftrelease.api.ownership import ReleaseRef
 from ftrelease.api.resource import FineTuneRelease
-from ftrelease.api.route import Route
+from ftrelease.api.route import CAPABILITIES, Route
+from ftrelease.api.spec import Traffic
 from ftrelease.serving.objects import revision_objects
 from ftrelease.traffic.routers import ROUTERS
 
@@ -88,3 +90,10 @@ def test_replicas_route_is_one_service_over_every_revision():
     assert obj["kind"] == "Service"
     assert obj["spec"]["selector"] == {"finetune.dev/release": "support-bot"}
     assert router.read_route(REF, obj) == route
+
+
+def test_every_provider_has_a_router_carrying_its_capabilities():
+    providers = set(typing.get_args(Traffic.model_fields["provider"].annotation))
+    assert set(ROUTERS) == set(CAPABILITIES) == providers
+    for provider, router in ROUTERS.items():
+        assert router.capabilities is CAPABILITIES[provider]

@@ -1,4 +1,6 @@
-"""A route: where live traffic goes, as the planner decides it and the routers realise it."""
+"""A route: where live traffic goes, as the planner decides it and the routers realise it; and
+what each traffic provider can do with one (its capabilities), which planning and validation ask
+instead of comparing provider names."""
 
 from __future__ import annotations
 
@@ -33,3 +35,20 @@ class Route:
     def revisions(self) -> set[str]:
         found = {r for r, _ in self.weights}
         return found | ({self.mirror_to} if self.mirror_to else set())
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a traffic provider can do: copy requests to the candidate (mirror stages), and
+    whether its split follows the revisions' replica counts (one Service over every revision's
+    pods) rather than weights it sets itself."""
+
+    mirror: bool
+    split_follows_replicas: bool
+
+
+# By spec.traffic.provider; each router carries its own entry (traffic/).
+CAPABILITIES: dict[str, Capabilities] = {
+    "gateway-api": Capabilities(mirror=True, split_follows_replicas=False),
+    "replicas": Capabilities(mirror=False, split_follows_replicas=True),
+}

@@ -11,6 +11,7 @@ from .base import MAX_SCORES, ApiModel, cel_rules
 from .bundle import Bundle
 from .durations import parse_duration
 from .fields import NonEmptyStr, Quantity, Score, cel, error_at
+from .route import CAPABILITIES
 from .strategy import BUILTIN_ONLY_TEMPLATES, Stage, Strategy, default_stages, latency_bounds
 
 # ---- serving and traffic ---------------------------------------------------------------------
@@ -167,7 +168,8 @@ class FineTuneReleaseSpec(ApiModel):
     @model_validator(mode="after")
     def _cross_field(self) -> FineTuneReleaseSpec:
         stages = self.strategy.stages
-        if self.traffic.provider == "replicas" and stages and any(s.mirror for s in stages):
+        can_mirror = CAPABILITIES[self.traffic.provider].mirror
+        if not can_mirror and stages and any(s.mirror for s in stages):
             raise error_at("strategy.stages", SPEC_RULES[0]["message"])
         runtime = self.serving.runtime
         for metric in self.strategy.analysis.metrics:

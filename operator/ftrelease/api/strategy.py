@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from .base import ApiModel, cel_rules
 from .durations import parse_duration
 from .fields import DnsLabel, Duration, cel, error_at
+from .route import CAPABILITIES
 
 MAX_STAGES = 16
 MAX_METRICS = 16
@@ -79,7 +80,7 @@ def default_stages(provider: str) -> list[Stage]:
         Stage(name="canary-10", weight=10, duration="1h"),
         Stage(name="full", weight=100),
     ]
-    return stages[1:] if provider == "replicas" else stages
+    return stages if CAPABILITIES[provider].mirror else stages[1:]
 
 
 STAGES_RULES = (

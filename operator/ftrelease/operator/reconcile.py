@@ -30,7 +30,8 @@ from ftrelease.rollout.clock import Window
 from ftrelease.rollout.types import COMMANDS, Decision, Observed, ObservedRevision
 from ftrelease.serving.objects import applied_digest, revision_objects
 from ftrelease.serving.runtimes import BUNDLE_FILE
-from ftrelease.traffic.routers import ROUTERS, Router
+from ftrelease.traffic.router import Router
+from ftrelease.traffic.routers import ROUTERS
 
 from . import metrics
 from .cache import Cache, Key

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ftrelease.api.bundle import Bundle
+from ftrelease.api.route import CAPABILITIES
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.strategy import Stage
 
@@ -36,6 +37,7 @@ def plan_revisions(
     """Replica counts for every revision the release keeps; deletions past the history. Sets
     the decision's revisions and deletions and trims its status' retired revisions."""
     status, full = decision.status, spec.serving.replicas
+    follows_replicas = CAPABILITIES[spec.traffic.provider].split_follows_replicas
     stable, candidate = status.stable_revision, status.candidate_revision
     plans: dict[str, RevisionPlan] = {}
     candidate_count = 0
@@ -51,7 +53,7 @@ def plan_revisions(
         )
     if stable is not None:
         stable_count = full
-        if spec.traffic.provider == "replicas" and candidate_count:
+        if follows_replicas and candidate_count:
             # One Service over both revisions: the split is the replica ratio.
             stable_count = max(full - candidate_count, 0)
         plans[stable] = RevisionPlan(stable, stable_count, "stable", bundle_of(stable))
@@ -61,8 +63,9 @@ def plan_revisions(
     status.retired = retired[:keep]
     for entry in status.retired:
         until = entry.since + timedelta(seconds=entry.scale_down_after_seconds)
-        # Behind the replicas provider's shared Service a warm pod would take live traffic.
-        warm = now < until and spec.traffic.provider != "replicas"
+        # Behind a shared Service (the split follows replicas, as with the replicas provider) a
+        # warm pod would take live traffic.
+        warm = now < until and not follows_replicas
         if warm:
             decision.requeue((until - now).total_seconds())
         found = observed.revisions.get(entry.revision)
