@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from .app import Server, ServerConfig, create_app
+from .app import create_app
+from .server import Server, ServerConfig
 
 
 def parser() -> argparse.ArgumentParser:
