@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis clean
+.PHONY: playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis bench-scale clean
 
 playground: up
 
@@ -44,6 +44,9 @@ bench-serve: deps
 
 bench-analysis: deps
 	$(PY) bench/analysis/run.py
+
+bench-scale: deps cluster-binaries
+	$(PY) bench/scale/run.py $(BENCH_ARGS)
 
 cluster-binaries:
 	bash tests/cluster/build.sh >/dev/null

@@ -26,6 +26,7 @@ class OperatorProcess:
         return self.workdir / f"{self.name}.log"
 
     def start(self) -> None:
+        assert self.process is None, "already running: stop or kill it first"
         self.starts += 1
         self.process = ManagedProcess(
             self.name,
@@ -54,7 +55,11 @@ class OperatorProcess:
                 == 200
             )
 
-        wait_until("operator /healthz", healthy, timeout=60)
+        try:
+            wait_until("operator /healthz", healthy, timeout=60)
+        except Exception:
+            self.stop()  # never leave a process behind a failed start
+            raise
 
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text

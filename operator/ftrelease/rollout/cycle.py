@@ -67,7 +67,10 @@ def cycle(
         # The clock moves to the window's end: requests after it are the next window's.
         verdict, events = clock.fold(spec, status, measurements, window.end)
     elif measuring is not None:
-        verdict = StageVerdict(passed=False, reason=f"measuring the window since {measuring.start}")
+        # Not passed until measured; still in Error if the last attempt was (onError's clock).
+        last = clock.standing(spec, status)
+        reason = last.reason if last.error else f"measuring the window since {measuring.start}"
+        verdict = StageVerdict(passed=False, error=last.error, reason=reason)
     else:
         verdict = clock.standing(spec, status)
     decision = plan(
@@ -81,7 +84,7 @@ def cycle(
         verdict=verdict,
     )
     decision.events[:0] = events
-    if analysis:
+    if analysis and measuring is None:  # a measurement in flight wakes the release when done
         due = clock.next_due(spec, decision.status)
         if due is not None:
             decision.requeue((due - now).total_seconds())
