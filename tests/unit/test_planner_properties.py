@@ -57,7 +57,7 @@ def test_planner_invariants(steps):
             world.spec = world.spec.model_copy(update={"paused": value})
         else:
             measure = TRAFFIC[value]
-        observed = world.observed()
+        observed = world.observe()
         before_phase = world.status.phase
         decision = world.step(commands=commands, measure=measure)
         route = decision.route

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from ftrelease.analysis.evaluate import Measure, Measurement
 from ftrelease.api.spec import FineTuneReleaseSpec
@@ -35,6 +36,17 @@ class Release:
     status: FineTuneReleaseStatus
     generation: int | None = None
     commands: dict[str, str] = field(default_factory=dict)  # finetune.dev/* annotations
+
+
+class Cluster(Protocol):
+    """The thin I/O around the cycle, for one release: the operator's reads its watch cache and
+    writes to the apiserver; the in-memory world (rollout.world) is the tests' and simulate's."""
+
+    def observe(self) -> Observed:
+        """What the release owns now: its revisions and the route in place."""
+
+    def apply(self, decision: Decision, observed: Observed) -> None:
+        """Writes the Decision: objects, status, route, deletions, consumed commands, Events."""
 
 
 def wanted(release: Release, now: datetime) -> clock.Window | None:

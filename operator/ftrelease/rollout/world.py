@@ -38,7 +38,7 @@ class World:
     def revision(self) -> str:
         return revision_of(self.spec.bundle)
 
-    def observed(self) -> Observed:
+    def observe(self) -> Observed:
         return Observed(
             revisions={
                 rev: ObservedRevision(
@@ -61,8 +61,12 @@ class World:
         release = cycle.Release(
             self.name, self.namespace, self.spec, self.status, None, commands or {}
         )
-        observed = self.observed()
+        observed = self.observe()
         decision = cycle.run(release, observed, self.now, measure)
+        self.apply(decision, observed)
+        return decision
+
+    def apply(self, decision: Decision, observed: Observed) -> None:
         self.decisions.append(decision)
         for revision in decision.delete:
             self.replicas.pop(revision, None)
@@ -75,7 +79,6 @@ class World:
             self.route = decision.route
             self.route_writes += 1
         self.status = decision.status
-        return decision
 
     def settle(self, steps: int = 6, measure: Measure | None = None) -> Decision:
         """A few reconciles at the same instant (objects ready, route observed)."""
