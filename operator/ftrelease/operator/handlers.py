@@ -31,7 +31,8 @@ from .cache import Cache
 from .config import CONFIG
 from .kube import Kube, api_client
 from .leader import Leadership, LeaseTimes
-from .reconcile import Measurements, Reconciler
+from .measurements import Measurements
+from .reconcile import Reconciler
 from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)

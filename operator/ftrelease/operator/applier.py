@@ -1,0 +1,164 @@
+"""The operator's side of the cycle's Cluster protocol, for one release: what it owns, read from
+the watch cache, and its Decision written to the apiserver, each answer written through into
+the cache.
+
+Write order: revision objects (so a candidate exists before traffic can reach it), then status
+(so a restart resumes from what was decided), then the route (one write, and only when it
+differs from what is in place), then deletions, consumed commands and Events."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ftrelease.api.bundle import Bundle
+from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
+from ftrelease.api.spec import FineTuneReleaseSpec
+from ftrelease.api.status import FineTuneReleaseStatus
+from ftrelease.rollout.types import Decision, Observed, ObservedRevision
+from ftrelease.serving.objects import applied_digest, revision_objects
+from ftrelease.serving.runtimes import BUNDLE_FILE
+from ftrelease.traffic.routers import ROUTERS
+
+from . import metrics
+from .cache import Cache
+from .kube import REVISION_KINDS, Kube
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KubeCluster:
+    """One release (`body`, as the cache has it) on the apiserver."""
+
+    kube: Kube
+    cache: Cache
+    ref: ReleaseRef
+    spec: FineTuneReleaseSpec
+    body: dict[str, Any]
+
+    def observe(self) -> Observed:
+        ref, cache = self.ref, self.cache
+        router = ROUTERS[self.spec.traffic.provider]
+        config_maps = cache.owned("ConfigMap", ref)
+        revisions = {}
+        for name, deployment in cache.owned("Deployment", ref).items():
+            revision = deployment["metadata"]["labels"].get(REVISION_LABEL)
+            if not revision or name != object_name(ref.name, revision):
+                continue
+            revisions[revision] = ObservedRevision(
+                revision=revision,
+                replicas=deployment["spec"].get("replicas") or 0,
+                ready_replicas=_available_replicas(deployment),
+                available=_is_available(deployment),
+                bundle=_bundle(config_maps.get(name)),
+                applied=applied_digest(deployment),
+            )
+        found = cache.owned(router.kind, ref).get(ref.name)
+        route = router.read_route(ref, found) if found else None
+        return Observed(revisions=revisions, route=route)
+
+    def apply(self, decision: Decision, observed: Observed) -> None:
+        """Writes the Decision; each answer goes into the cache (write-through)."""
+        ref, spec, body = self.ref, self.spec, self.body
+        for p in decision.revisions:
+            found = observed.revisions.get(p.revision)
+            if p.bundle is not None:
+                objects = revision_objects(ref, p.revision, spec, p.bundle, p.replicas, p.role)
+                planned = next(o for o in objects if o["kind"] == "Deployment")
+                if found and found.applied == applied_digest(planned):
+                    continue  # in place as last applied: no writes on every reconcile
+                for obj in objects:
+                    self.cache.put_owned(obj["kind"], self.kube.apply(obj), only_newer=True)
+            elif found and found.replicas != p.replicas:
+                scaled = self.kube.scale(
+                    ref.namespace, object_name(ref.name, p.revision), p.replicas
+                )
+                self.cache.put_owned("Deployment", scaled, only_newer=True)
+
+        patch = status_patch(body.get("status") or {}, decision.status)
+        if patch is not None:
+            # Onto the version decided from: a 409 means the release changed meanwhile (a
+            # command, a new bundle, another replica's write) and nothing more is written.
+            written = self.kube.patch_status(ref, patch, body["metadata"].get("resourceVersion"))
+            self.cache.put_release(written, only_newer=True)
+
+        if decision.wants_route_write(observed):
+            assert decision.route is not None
+            router = ROUTERS[spec.traffic.provider]
+            # The matches of the first backend's revision: the stable's during a
+            # rollout, the candidate's once it is promoted.
+            first = observed.revisions.get(decision.route.weights[0][0])
+            bundle = first.bundle if first and first.bundle else spec.bundle
+            route = router.route_object(ref, spec, decision.route, bundle.routing.matches)
+            self.cache.put_owned(router.kind, self.kube.apply(route), only_newer=True)
+            metrics.ROUTE_WRITES.labels(ref.namespace, ref.name).inc()
+
+        for revision in decision.delete:
+            for api_version, kind in REVISION_KINDS:  # the Deployment first
+                name = object_name(ref.name, revision)
+                gone = self.cache.owned(kind, ref).get(name)
+                self.kube.delete(api_version, kind, ref.namespace, name)
+                if gone is not None:
+                    self.cache.delete_owned(kind, gone)
+
+        if decision.consumed_commands:
+            written = self.kube.remove_annotations(ref, decision.consumed_commands)
+            self.cache.put_release(written, only_newer=True)
+        for event in decision.events:
+            self.kube.event(ref, event.type, event.reason, event.message)
+            log.info("%s/%s %s: %s", ref.namespace, ref.name, event.reason, event.message)
+
+
+def _current(deployment: dict[str, Any]) -> bool:
+    status = deployment.get("status") or {}
+    return (status.get("observedGeneration") or 0) >= deployment["metadata"].get("generation", 0)
+
+
+def _is_available(deployment: dict[str, Any]) -> bool:
+    conditions = (deployment.get("status") or {}).get("conditions") or []
+    available = any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+    return available and _current(deployment)
+
+
+def _available_replicas(deployment: dict[str, Any]) -> int:
+    status = deployment.get("status") or {}
+    if not _current(deployment):
+        return 0
+    # Pods of the current template that are available; old ones do not count.
+    return min(status.get("availableReplicas") or 0, status.get("updatedReplicas") or 0)
+
+
+def _bundle(config_map: dict[str, Any] | None) -> Bundle | None:
+    if not config_map:
+        return None
+    try:
+        document = json.loads((config_map.get("data") or {})[BUNDLE_FILE])
+        return Bundle.model_validate(document["bundle"])
+    except (KeyError, ValueError, ValidationError):
+        return None
+
+
+def merge_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `current` into `desired`: keys that went away
+    are sent as null at any depth (a merge patch otherwise keeps them), lists are replaced."""
+    patch: dict[str, Any] = {key: None for key in current if key not in desired}
+    for key, value in desired.items():
+        before = current.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif value != before:
+            patch[key] = value
+    return patch
+
+
+def status_patch(current: dict[str, Any], new: FineTuneReleaseStatus) -> dict[str, Any] | None:
+    """The status merge patch, or None when nothing changed; kopf's own field is left alone."""
+    ours = {k: v for k, v in current.items() if k != "kopf"}
+    return merge_patch(ours, new.to_wire()) or None
