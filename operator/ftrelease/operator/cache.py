@@ -24,6 +24,13 @@ def _version(obj: dict[str, Any]) -> int:
         return 0
 
 
+def _owner_key(body: dict[str, Any]) -> Key | None:
+    """The release an object belongs to, by its label (None: not a release's)."""
+    meta = body["metadata"]
+    release = (meta.get("labels") or {}).get(RELEASE_LABEL)
+    return (meta["namespace"], release) if release else None
+
+
 class Cache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -55,10 +62,9 @@ class Cache:
     def put_owned(self, kind: str, body: dict[str, Any], *, only_newer: bool = False) -> Key | None:
         """Stores an object a release owns; returns that release's key (None: not ours)."""
         meta = body["metadata"]
-        release = (meta.get("labels") or {}).get(RELEASE_LABEL)
-        if not release:
+        key = _owner_key(body)
+        if key is None:
             return None
-        key = (meta["namespace"], release)
         with self._lock:
             if meta.get("uid") in self._deleted:
                 return key
@@ -69,14 +75,12 @@ class Cache:
         return key
 
     def delete_owned(self, kind: str, body: dict[str, Any]) -> Key | None:
-        meta = body["metadata"]
-        release = (meta.get("labels") or {}).get(RELEASE_LABEL)
-        if not release:
+        key = _owner_key(body)
+        if key is None:
             return None
-        key = (meta["namespace"], release)
         with self._lock:
             self._tombstone(body)
-            self._owned[kind][key].pop(meta["name"], None)
+            self._owned[kind][key].pop(body["metadata"]["name"], None)
         return key
 
     def _tombstone(self, body: dict[str, Any]) -> None:

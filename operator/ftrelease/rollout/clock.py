@@ -36,23 +36,24 @@ def _waiting(reason: str) -> StageVerdict:
 
 
 def due(
-    release: str, namespace: str, spec: FineTuneReleaseSpec, status: FineTuneReleaseStatus, now
+    release: str,
+    namespace: str,
+    spec: FineTuneReleaseSpec,
+    status: FineTuneReleaseStatus,
+    now: datetime,
 ) -> Window | None:
     """The window to measure now, or None (nothing under analysis, or not due yet)."""
-    stage = status.stage
-    candidate = status.candidate_revision
-    if stage is None or stage.started_at is None or not status.stable_revision:
+    at = next_due(spec, status)
+    candidate, stable = status.candidate_revision, status.stable_revision
+    if at is None or now < at or not stable or candidate != revision_of(spec.bundle):
         return None
-    if candidate != revision_of(spec.bundle):
-        return None
-    start = stage.analyzed_until or stage.started_at
-    if now < (stage.next_analysis_at or start + parse_duration(spec.strategy.analysis.interval)):
-        return None
+    assert status.stage is not None and status.stage.started_at is not None
+    start = status.stage.analyzed_until or status.stage.started_at
     variables = {
         "namespace": namespace,
         "release": release,
         "revision": candidate,
-        "stableRevision": status.stable_revision,
+        "stableRevision": stable,
         "interval": f"{max(1, round((now - start).total_seconds()))}s",
     }
     return Window(start, now, variables)
