@@ -106,7 +106,7 @@ class Bench:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, new))
         self.names += new
-        self.wait_all(self.names, "Promoted", lambda s: s.get("phase") == "Promoted")
+        self.wait_all(new, "Promoted", lambda s: s.get("phase") == "Promoted")
 
     def new_bundle(self, names: list[str], canary_seconds: int) -> None:
         self.version += 1
@@ -215,8 +215,7 @@ class Bench:
         latency = [next(t for t in writes[n] if t >= asked[n]) - asked[n] for n in names]
         return _percentiles("abort_to_route_s", latency)
 
-    def failover(self, leader: OperatorProcess, kubeconfig: Path, workdir: Path) -> dict:
-        standby = OperatorProcess(kubeconfig, workdir, name="standby")
+    def failover(self, leader: OperatorProcess, standby: OperatorProcess) -> dict:
         standby.start()
         killed: list[float] = []
 
@@ -226,15 +225,26 @@ class Bench:
             leader.kill()
 
         late = self.rollout(self.names[: self.args.rollouts], 30, during=kill_mid_stage)
-        first = min(
+        first_write = min(
             r["at"]
             for r in self.operator_requests(killed[0], time.time())
             if r["userAgent"].startswith(AGENT + "standby_")
             and r["verb"] in WRITES
             and (r.get("objectRef") or {}).get("resource") != "leases"
         )
-        standby.stop()
-        return {"failover_s": first - killed[0], **_percentiles("late_after_failover_s", late)}
+        log = standby.log_path.read_text()
+        return {
+            "failover_leads_s": _logged(log, "leads: acquired the lease") - killed[0],
+            "failover_queued_s": _logged(log, "leading: every release queued") - killed[0],
+            "failover_first_write_s": first_write - killed[0],
+            **_percentiles("late_after_failover_s", late),
+        }
+
+
+def _logged(log: str, text: str) -> float:
+    """When the operator's log first says `text` (its lines start with local time)."""
+    line = next(line for line in log.splitlines() if text in line)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def _epoch(text: str) -> float:
@@ -267,6 +277,7 @@ def main() -> int:
     cluster = LocalCluster(build_binaries(), workdir, node_count=2, node_capacity=CAPACITY)
     cluster.start()
     results: dict[str, dict] = {}
+    operators: list[OperatorProcess] = []
     try:
         cluster.kubectl("apply", "--server-side", "-k", str(REPO_ROOT / "manifests"))
         core = client.CoreV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig)))
@@ -276,6 +287,7 @@ def main() -> int:
             "finetune-system", "finetune-release-operator"
         )
         operator = OperatorProcess(kubeconfig, workdir, name="operator")
+        operators.append(operator)
         operator.start()
         bench = Bench(cluster, args)
         for n in sizes:
@@ -287,9 +299,13 @@ def main() -> int:
             row |= bench.aborts()
             results[str(n)] = row
             print(json.dumps(row, indent=2), flush=True)
-        results["failover"] = bench.failover(operator, kubeconfig, workdir)
+        standby = OperatorProcess(kubeconfig, workdir, name="standby")
+        operators.append(standby)
+        results["failover"] = bench.failover(operator, standby)
         print(json.dumps(results["failover"], indent=2), flush=True)
     finally:
+        for process in operators:
+            process.stop()
         cluster.stop()
         remove_workdir(workdir)
     RESULTS.mkdir(exist_ok=True)

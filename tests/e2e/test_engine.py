@@ -4,6 +4,8 @@ read from the apiserver's audit log (by each replica's user agent), not from the
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -163,3 +165,42 @@ def test_the_standby_takes_over_from_a_killed_leader_keeping_the_stage_clock(
         standby.stop()
         if operator.process is None:
             operator.start()
+
+
+def test_a_paused_leader_that_wakes_after_the_hand_over_writes_nothing(
+    installed: LocalCluster, operator: OperatorProcess, releases: Releases, tmp_path
+):
+    """SIGSTOP stands for a long GC pause or a network partition: the leader's lease runs out
+    while it cannot tell. When it wakes, the standby leads, and it must not write."""
+    standby = OperatorProcess(operator.kubeconfig, tmp_path, name="standby")
+    standby.start()
+    assert operator.process is not None and operator.process.pid is not None
+    pid = operator.process.pid
+    try:
+        since = time.time()
+        in_long_canary(releases)
+        os.kill(pid, signal.SIGSTOP)
+        paused = time.time()
+        # Asleep past the stage's end: on waking, its own clock says the stage is over, and its
+        # cache still says canary-1. Whatever it then decides, it must not write.
+        releases.wait(
+            NAME, "canary-10", lambda s: (s.get("stage") or {}).get("name") == "canary-10", 60
+        )
+        time.sleep(2)
+        os.kill(pid, signal.SIGCONT)
+        woke = time.time()
+        wait_until(
+            "the woken leader stands by",
+            lambda: "lost the lease" in operator.log_path.read_text(),
+            20,
+        )
+        releases.wait_phase(NAME, "Promoted", timeout=90)
+        writes = writes_by_replica(installed, since)  # refused ones too: any request counts
+        old = [t for a, ts in writes.items() if a.startswith("operator_") for t in ts]
+        new = [t for a, ts in writes.items() if a.startswith("standby_") for t in ts]
+        assert old and new
+        assert max(old) < paused < min(new), "one writer at a time, before and after"
+        print(f"paused leader woke {woke - paused:.1f}s later; no write after the hand-over")
+    finally:
+        os.kill(pid, signal.SIGCONT)  # never leave it stopped
+        standby.stop()

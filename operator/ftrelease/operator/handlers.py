@@ -6,9 +6,9 @@ decides anything.
 - Workers (bounded) reconcile queued releases from the cache; a Decision's requeue_after queues
   it again when a clock runs out. A cache resync (`--resync`) re-decides every release from
   memory now and then, with no API reads.
-- Both replicas watch; only the one holding the Lease reconciles and writes. On taking the lease
-  a replica seeds its cache with one list per kind (so it never decides before it has seen what
-  exists) and queues every release; on losing it, it stops reconciling and stands by.
+- Both replicas list each kind once at start and then watch; only the one holding the Lease
+  reconciles and writes. Taking the lease queues every release from the warm cache; losing it
+  stops the reconciles (and lists again before leading again).
 No kopf timers or change handlers: they would put finalizers and annotations on every release,
 and a release could then not be deleted while the operator is down."""
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import kopf
@@ -45,7 +46,10 @@ OWNED = (
     ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
 )
 
+SEED_RETRY = 5.0  # seconds
+
 _cache = Cache()
+_seeded = threading.Event()
 _state: dict[str, Any] = {}
 
 
@@ -53,32 +57,50 @@ def _queue() -> WorkQueue:
     return _state["queue"]
 
 
-def _lead() -> None:
-    """This replica now holds the lease: seed the cache, then reconcile every release."""
+def _seed() -> None:
+    """One list per kind, standby or not, so that the cache holds everything that exists before
+    this replica decides anything (a decision on a half-filled cache could write a route back to
+    stable mid-rollout). The watches keep it from then on: taking the lease reads nothing."""
     kube: Kube = _state["kube"]
     kinds = [(API_VERSION, KIND), *((f"{g}/{v}" if g else v, k) for g, v, _, k in OWNED)]
-    for api_version, kind in kinds:
+    while not _seeded.is_set():
         try:
-            items = kube.list(api_version, kind, CONFIG.namespaces)
-        except ResourceNotFoundError:
-            log.warning("%s is not served by this cluster; not seeding it", kind)
+            for api_version, kind in kinds:
+                try:
+                    items = kube.list(api_version, kind, CONFIG.namespaces)
+                except ResourceNotFoundError:
+                    log.warning("%s is not served by this cluster; not seeding it", kind)
+                    continue
+                for item in items:
+                    if kind == KIND:
+                        _cache.put_release(item, only_newer=True)
+                    else:
+                        _cache.put_owned(kind, item, only_newer=True)
+        except Exception:
+            log.exception("seeding the cache failed; again in %ss", SEED_RETRY)
+            time.sleep(SEED_RETRY)
             continue
-        for item in items:
-            if kind == KIND:
-                _cache.put_release(item, only_newer=True)
-            else:
-                _cache.put_owned(kind, item, only_newer=True)
+        _seeded.set()
+        log.info("cache seeded: %s", _cache.sizes())
+
+
+def _lead() -> None:
+    """This replica now holds the lease: reconcile every release, from the seeded cache."""
+    _seeded.wait()
     metrics.LEADER.set(1)
     queue = _queue()
     queue.open()
     for key in _cache.release_keys():
         queue.add(key)
-    log.info("leading: cache seeded (%s); every release queued", _cache.sizes())
+    log.info("leading: every release queued (%s)", _cache.sizes())
 
 
 def _lost() -> None:
     _queue().close()  # no new reconciles; writes in flight are refused by the lease check
     metrics.LEADER.set(0)
+    # The apiserver may have been away: list again before leading again.
+    _seeded.clear()
+    threading.Thread(target=_seed, name="seed", daemon=True).start()
 
 
 def _resync(stop: threading.Event) -> None:
@@ -108,6 +130,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     if CONFIG.metrics_port:
         start_http_server(CONFIG.metrics_port, addr=CONFIG.metrics_address)
     queue.start()
+    threading.Thread(target=_seed, name="seed", daemon=True).start()
     threading.Thread(target=_resync, args=(_state["stop"],), name="resync", daemon=True).start()
     leadership.start()
     log.info(
