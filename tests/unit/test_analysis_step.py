@@ -1,10 +1,11 @@
-"""The analysis clock and the planner together, through the cycle: the five outcomes and their consequences, as the
-operator runs them (analysis, then the plan), on counts given per window."""
+"""The stage's analysis clock (rollout.clock) and the planner together, through the one cycle:
+the five outcomes and their consequences, on counts given per window."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from ftrelease.rollout import cycle
 from ftrelease.rollout.types import RESUME
 
 from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version
@@ -141,3 +142,23 @@ def test_a_paused_rollout_still_rolls_back_on_fail():
     world.spec = world.spec.model_copy(update={"paused": True})
     run(world, Counted(0.5, 0.01, rps=40), 300)
     assert world.status.phase == "RolledBack"
+
+
+def test_a_window_measured_late_counts_only_itself_and_holds_no_inconclusive_meanwhile():
+    """The operator measures beside its reconciles: a due window may still be in flight when
+    the stage's longest time comes, and its result may arrive seconds after the window ends."""
+    world = rollout()  # canary-10: 2m, Inconclusive at 6m
+    run(world, Counted(0.01, rps=0.1), 60)  # too few samples: NoData
+    world.now += timedelta(minutes=6)
+    release = cycle.Release(world.name, world.namespace, world.spec, world.status)
+    window = cycle.wanted(release, world.now)
+    assert window is not None
+    waiting = cycle.cycle(release, world.observe(), world.now, analysis=True, measuring=window)
+    assert waiting.status.phase == "Progressing" and waiting.status.stage.hold is None
+    assert "measuring the window" in waiting.status.message
+    assert waiting.requeue_after is None  # the measurement wakes the release, not a timer
+    late = world.now + timedelta(seconds=5)
+    measured = (window, cycle.measure_window(world.spec, window, Counted(None)))
+    done = cycle.cycle(release, world.observe(), late, analysis=True, measured=measured)
+    assert done.status.stage.analyzed_until == window.end  # the next window starts there
+    assert done.status.phase == "Paused" and done.status.stage.inconclusive

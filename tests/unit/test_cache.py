@@ -53,3 +53,13 @@ def test_objects_without_the_release_label_are_not_cached():
     unlabelled["metadata"]["labels"] = {}
     assert cache.put_owned("Deployment", unlabelled) is None
     assert cache.sizes() == {"FineTuneRelease": 0}
+
+
+def test_a_lagging_watch_event_keeps_the_newer_write_through_copy_and_a_late_delete_its_successor():
+    cache = Cache()
+    cache.put_owned("Deployment", deployment("bot-a", 9), only_newer=True)  # our write's answer
+    cache.put_owned("Deployment", deployment("bot-a", 8), only_newer=True)  # the watch, behind
+    assert cache.owned("Deployment", REF)["bot-a"]["spec"]["replicas"] == 9
+    cache.put_owned("Deployment", deployment("bot-b", 3, uid="new-uid"))
+    cache.delete_owned("Deployment", deployment("bot-b", 2, uid="old-uid"))  # its predecessor's
+    assert "bot-b" in cache.owned("Deployment", REF)

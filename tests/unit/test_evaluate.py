@@ -115,7 +115,7 @@ class Answers:
     def __init__(self, figures: dict[str, float]):
         self.figures = figures
 
-    def query(self, promql: str) -> float | None:
+    def query(self, promql: str, at=None) -> float | None:
         return next((v for name, v in self.figures.items() if name in promql), None)
 
 

@@ -145,7 +145,7 @@ def test_failed_analysis_rolls_back_with_its_reason():
     world.settle()
     broken = Counted(0.5, 0.01, rps=200)
     world.advance(31, measure=broken)
-    decision = world.decisions[-6]  # the first reconcile past the stage's first interval
+    decision = next(d for d in world.decisions if d.status.phase == "RolledBack")
     assert world.status.phase == "RolledBack"
     assert world.status.message.startswith("rolled back to stable")
     assert "errors: candidate 50.000% vs stable 1.000%" in world.status.message
@@ -302,3 +302,26 @@ def test_replicas_provider_splits_by_replica_count():
     world.spec = with_bundle_version(world.spec, "v2")
     world.settle()
     assert (world.replicas[stable], world.replicas[world.revision]) == (3, 1)
+
+
+def test_an_approval_is_for_one_stage_and_one_naming_a_later_stage_waits_for_it():
+    world = promoted_world(
+        **{
+            "strategy.stages": [
+                {"name": "first", "weight": 10, "duration": "1m", "approval": "manual"},
+                {"name": "second", "weight": 50, "duration": "1m", "approval": "manual"},
+                {"name": "full", "weight": 100},
+            ]
+        }
+    )
+    world.spec = with_bundle_version(world.spec, "v2")
+    world.advance(3600)
+    world.step(commands={APPROVE: ""})  # bare: the current stage only
+    world.advance(3600)
+    assert world.status.stage.name == "second"
+    assert "waiting for approval" in world.status.message
+    # Named for a stage still to come: kept (not consumed) until that stage, then used.
+    world.spec = with_bundle_version(world.spec, "v3")
+    world.settle()
+    decision = world.step(commands={APPROVE: "second"})
+    assert APPROVE not in decision.consumed_commands and world.status.stage.name == "first"

@@ -3,6 +3,8 @@ templates. The only I/O of analysis; the cycle (rollout.cycle) says which window
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ftrelease.api.durations import parse_duration
 from ftrelease.api.strategy import Metric
 
@@ -12,9 +14,20 @@ from .source import MetricError, MetricSource
 from .templates import TEMPLATES, RateTemplate, render
 
 
-def from_source(source: MetricSource, runtime: str) -> Measure:
-    """Measures through a MetricSource (Prometheus) with the runtime's templates."""
-    return lambda metric, variables: measure(metric, runtime, source, variables)
+def from_source(source: MetricSource, runtime: str, at: datetime | None = None) -> Measure:
+    """Measures through a MetricSource (Prometheus) with the runtime's templates, evaluated at
+    `at` (a window's end: a measurement that runs late still counts only its window)."""
+    return lambda metric, variables: measure(metric, runtime, _At(source, at), variables)
+
+
+class _At:
+    """A MetricSource whose queries are evaluated at one instant."""
+
+    def __init__(self, source: MetricSource, at: datetime | None) -> None:
+        self.source, self.at = source, at
+
+    def query(self, promql: str, at: datetime | None = None) -> float | None:
+        return self.source.query(promql, at or self.at)
 
 
 def measure(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
@@ -22,9 +23,10 @@ class PrometheusSource:
             url=url, disable_ssl=True, timeout=timeout, retry=Retry(total=0)
         )
 
-    def query(self, promql: str) -> float | None:
+    def query(self, promql: str, at: datetime | None = None) -> float | None:
+        params = {"time": f"{at.timestamp():.3f}"} if at is not None else None
         try:
-            result = self._client.custom_query(promql)
+            result = self._client.custom_query(promql, params=params)
         except PrometheusApiClientException as exc:
             raise MetricError(f"prometheus refused the query: {_prometheus_message(exc)}") from None
         except requests.RequestException as exc:

@@ -3,6 +3,7 @@ Argo Rollouts' metric providers."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 
@@ -12,6 +13,6 @@ class MetricError(Exception):
 
 
 class MetricSource(Protocol):
-    def query(self, promql: str) -> float | None:
-        """The query's single scalar value at the current time; None when it matched no series
+    def query(self, promql: str, at: datetime | None = None) -> float | None:
+        """The query's single scalar value at `at` (None: now); None when it matched no series
         (no data). Raises MetricError for anything else."""

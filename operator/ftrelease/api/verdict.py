@@ -19,6 +19,7 @@ class StageVerdict:
     failed: bool = False
     error: bool = False
     analyzed: bool = True
+    pending: bool = False  # a due window is being measured: no Inconclusive until it is in
     reason: str = ""
 
 

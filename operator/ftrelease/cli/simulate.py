@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"scenario": scenario.__dict__, **summary}, indent=2))
         return 0
-    healthy = scenario.candidate_rate <= scenario.baseline_rate
+    healthy = scenario.candidate_rate <= scenario.baseline_rate and "fail" not in values.values()
     table = Table(
         title=f"{documents[0].label}: candidate bad rate {scenario.candidate_rate:.3%} "
         f"vs stable {scenario.baseline_rate:.3%}, {scenario.rps:g} rps, {args.runs} runs"

@@ -1,7 +1,8 @@
-"""The informer cache: releases and the objects they own, as the watches last saw them. Fed by
-kopf's watch events (handlers.py), seeded by one list per kind when this replica starts to lead,
-and written through with the apiserver's answer to each of our own writes, so a reconcile never
-reads the apiserver and never decides from an object older than its own last write."""
+"""The informer cache: releases and the objects they own, as the watches last saw them. Seeded by
+one list per kind when the replica starts (and again after it lost the lease), fed by kopf's
+watch events (handlers.py) and written through with the apiserver's answer to each of our own
+writes. The newest resourceVersion wins, so a lagging watch event never replaces a newer copy
+and a reconcile never reads the apiserver."""
 
 from __future__ import annotations
 
@@ -55,9 +56,13 @@ class Cache:
             self._releases[key] = body
 
     def delete_release(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
         with self._lock:
             self._tombstone(body)
-            self._releases.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
+            known = self._releases.get(key)
+            if known is not None and known["metadata"].get("uid") == meta.get("uid"):
+                del self._releases[key]
 
     def put_owned(self, kind: str, body: dict[str, Any], *, only_newer: bool = False) -> Key | None:
         """Stores an object a release owns; returns that release's key (None: not ours)."""
@@ -78,9 +83,13 @@ class Cache:
         key = _owner_key(body)
         if key is None:
             return None
+        meta = body["metadata"]
         with self._lock:
             self._tombstone(body)
-            self._owned[kind][key].pop(body["metadata"]["name"], None)
+            objects = self._owned[kind][key]
+            known = objects.get(meta["name"])
+            if known is not None and known["metadata"].get("uid") == meta.get("uid"):
+                del objects[meta["name"]]  # not a newer object of the same name
         return key
 
     def _tombstone(self, body: dict[str, Any]) -> None:

@@ -87,6 +87,8 @@ def _seed() -> None:
 def _lead() -> None:
     """This replica now holds the lease: reconcile every release, from the seeded cache."""
     _seeded.wait()
+    if not _state["leadership"].is_leader():  # lost again while the cache was being listed
+        return
     metrics.LEADER.set(1)
     queue = _queue()
     queue.open()
@@ -158,7 +160,7 @@ async def on_release_event(event: dict[str, Any], **_: Any) -> None:
         _cache.delete_release(body)
         metrics.forget(body["metadata"]["namespace"], body["metadata"]["name"])
         return
-    _cache.put_release(body)
+    _cache.put_release(body, only_newer=True)  # never over our own newer write-through copy
     if "queue" in _state:
         _queue().add((body["metadata"]["namespace"], body["metadata"]["name"]))
 
@@ -169,7 +171,7 @@ def _watch_owned(group: str, version: str, plural: str, kind: str) -> None:
         if event["type"] == "DELETED":
             key = _cache.delete_owned(kind, body)
         else:
-            key = _cache.put_owned(kind, body)
+            key = _cache.put_owned(kind, body, only_newer=True)
         if key is not None and "queue" in _state:
             _queue().add(key)
 

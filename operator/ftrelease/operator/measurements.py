@@ -18,8 +18,9 @@ from .cache import Key
 
 class Measurements:
     """Measurements in flight, one per release, on a bounded pool: a reconcile never waits for
-    Prometheus. When one is done its release is reconciled again (`done`) and folds it in, if
-    the stage still wants that window; a rollback meanwhile simply drops it."""
+        Prometheus. When one is done its release is reconciled again (`done`) and folds it in, if
+        the stage still wants that window. One that is no longer wanted (a rollback, a new stage) is
+    replaced by the release's next measurement and its result never folded."""
 
     def __init__(self, source: MetricSource, workers: int, done: Callable[[Key], None]) -> None:
         self.source = source
@@ -40,7 +41,7 @@ class Measurements:
                     return None
                 del self._flight[key]
                 return flight[0], flight[1].result()
-            measure = from_source(self.source, spec.serving.runtime)
+            measure = from_source(self.source, spec.serving.runtime, at=window.end)
             future = self._pool.submit(cycle.measure_window, spec, window, measure)
             self._flight[key] = (window, future)
         future.add_done_callback(lambda _: self._done(key))

@@ -47,7 +47,7 @@ class Reconciler:
                 log.error("release %s/%s has an invalid spec: %s", ref.namespace, ref.name, exc)
                 return None
             before = FineTuneReleaseStatus.model_validate(body.get("status") or {})
-            cluster = KubeCluster(self.kube, self.cache, ref, spec, body)
+            cluster: cycle.Cluster = KubeCluster(self.kube, self.cache, ref, spec, body)
             observed = cluster.observe()
             annotations = meta.get("annotations") or {}
             commands = {k: v for k, v in annotations.items() if k in COMMANDS}

@@ -64,11 +64,6 @@ class WorkQueue:
             heapq.heappush(self._due, (when, self._seq, key))
             self._cond.notify()
 
-    def depth(self) -> int:
-        with self._cond:
-            now = time.monotonic()
-            return sum(1 for when in self._when.values() if when <= now)
-
     def _take(self) -> Hashable | None:
         with self._cond:
             while not self._stopped:

@@ -85,10 +85,12 @@ def fold(
     spec: FineTuneReleaseSpec,
     status: FineTuneReleaseStatus,
     measurements: dict[str, Measurement],
+    end: datetime,
     now: datetime,
 ) -> tuple[StageVerdict, list[Event]]:
-    """Folds one window's measurements into `status` (changed in place): results, evidence and
-    the stage's clock. An Error anywhere keeps the whole window for a later retry."""
+    """Folds the measurements of the window ending at `end` into `status` (changed in place):
+    results, evidence and the stage's clock. An Error anywhere keeps the whole window for a
+    later retry, backed off from `now` (when the Error came back, however long that took)."""
     stage = status.stage
     assert stage is not None and stage.started_at is not None
     analysis = spec.strategy.analysis
@@ -140,8 +142,8 @@ def fold(
             warning = result.outcome == "Fail"
             events.append(Event("Warning" if warning else "Normal", "Analysis", describe(result)))
     status.analysis = results
-    stage.analyzed_until = now
-    stage.next_analysis_at = now + interval
+    stage.analyzed_until = end
+    stage.next_analysis_at = end + interval
     stage.errors = 0
     stage.error_since = None
     return verdict, events

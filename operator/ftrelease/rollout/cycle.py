@@ -77,12 +77,12 @@ def cycle(
     elif measured is not None:
         window, measurements = measured
         # The clock moves to the window's end: requests after it are the next window's.
-        verdict, events = clock.fold(spec, status, measurements, window.end)
+        verdict, events = clock.fold(spec, status, measurements, window.end, now)
     elif measuring is not None:
         # Not passed until measured; still in Error if the last attempt was (onError's clock).
         last = clock.standing(spec, status)
         reason = last.reason if last.error else f"measuring the window since {measuring.start}"
-        verdict = StageVerdict(passed=False, error=last.error, reason=reason)
+        verdict = StageVerdict(passed=False, error=last.error, pending=True, reason=reason)
     else:
         verdict = clock.standing(spec, status)
     decision = plan(

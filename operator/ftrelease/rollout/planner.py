@@ -165,10 +165,15 @@ class _Planner(Bookkeeping):
             held.hold, held.inconclusive, held.waiting_since = None, False, self.now
             held.error_since, held.errors, held.next_analysis_at = None, 0, None
             self.event("Resumed", f"stage {stage.name} resumed by command")
-        approval = self.consume(APPROVE)
-        if approval is not None and approval in ("", stage.name) and not self.st.stage.approved:
-            self.st.stage.approved = True
-            self.event("Approved", f"stage {stage.name} approved")
+        # An approval is for one stage: the one it names (kept until then) or, bare, the
+        # current one; never also the next stage this same decision may move on to.
+        approval = self.commands.get(APPROVE)
+        unused = APPROVE not in self.decision.consumed_commands
+        if approval is not None and approval in ("", stage.name) and unused:
+            self.consume(APPROVE)
+            if not self.st.stage.approved:
+                self.st.stage.approved = True
+                self.event("Approved", f"stage {stage.name} approved")
 
         needed = candidate_replicas(self.spec, stage)
         if not self.observed.ready(candidate, needed):
@@ -258,6 +263,8 @@ class _Planner(Bookkeeping):
             else:
                 self.hold("AnalysisErrorPaused", reason)
             return True
+        if self.verdict.pending:  # the window asked for may yet pass the stage
+            return False
         clock = self.st.stage.waiting_since or self.st.stage.started_at
         if self.now - clock < stage.longest:
             self.requeue((clock + stage.longest - self.now).total_seconds())
