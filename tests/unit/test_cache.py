@@ -63,3 +63,12 @@ def test_a_lagging_watch_event_keeps_the_newer_write_through_copy_and_a_late_del
     cache.put_owned("Deployment", deployment("bot-b", 3, uid="new-uid"))
     cache.delete_owned("Deployment", deployment("bot-b", 2, uid="old-uid"))  # its predecessor's
     assert "bot-b" in cache.owned("Deployment", REF)
+
+
+def test_a_new_list_forgets_what_was_deleted_unseen_but_not_what_came_after_it():
+    cache = Cache()
+    cache.put_owned("Deployment", deployment("bot-a", 5))  # deleted during a watch gap
+    cache.put_owned("Deployment", deployment("bot-b", 6))
+    cache.put_owned("Deployment", deployment("bot-c", 12))  # created after the list, by a watch
+    cache.replace("Deployment", [deployment("bot-b", 6)], listed_at=10)
+    assert set(cache.owned("Deployment", REF)) == {"bot-b", "bot-c"}

@@ -1,5 +1,6 @@
 """The informer cache: releases and the objects they own, as the watches last saw them. Seeded by
-one list per kind when the replica starts (and again after it lost the lease), fed by kopf's
+one list per kind when the replica starts (and replaced by a new list after it lost the lease),
+fed by kopf's
 watch events (handlers.py) and written through with the apiserver's answer to each of our own
 writes. The newest resourceVersion wins, so a lagging watch event never replaces a newer copy
 and a reconcile never reads the apiserver."""
@@ -11,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from ftrelease.api.ownership import RELEASE_LABEL, ReleaseRef
+from ftrelease.api.resource import KIND
 
 Key = tuple[str, str]  # (namespace, release name)
 TOMBSTONES = 10_000
@@ -91,6 +93,25 @@ class Cache:
             if known is not None and known["metadata"].get("uid") == meta.get("uid"):
                 del objects[meta["name"]]  # not a newer object of the same name
         return key
+
+    def replace(self, kind: str, items: list[dict[str, Any]], listed_at: int) -> None:
+        """A fresh list of every `kind` (FineTuneRelease or an owned kind), taken at resource
+        version `listed_at`: stores its objects (the newest copy wins) and forgets cached ones
+        from before the list that it no longer shows, deleted while no watch saw it (after a
+        watch gap kopf lists again without DELETED events)."""
+        listed = {item["metadata"].get("uid") for item in items}
+        with self._lock:
+            groups = [self._releases] if kind == KIND else list(self._owned[kind].values())
+            for objects in groups:
+                for name, obj in list(objects.items()):
+                    gone = obj["metadata"].get("uid") not in listed
+                    if gone and _version(obj) <= listed_at:
+                        del objects[name]
+        for item in items:
+            if kind == KIND:
+                self.put_release(item, only_newer=True)
+            else:
+                self.put_owned(kind, item, only_newer=True)
 
     def _tombstone(self, body: dict[str, Any]) -> None:
         self._deleted[body["metadata"].get("uid", "")] = None

@@ -67,15 +67,11 @@ def _seed() -> None:
         try:
             for api_version, kind in kinds:
                 try:
-                    items = kube.list(api_version, kind, CONFIG.namespaces)
+                    items, listed_at = kube.list(api_version, kind, CONFIG.namespaces)
                 except ResourceNotFoundError:
                     log.warning("%s is not served by this cluster; not seeding it", kind)
                     continue
-                for item in items:
-                    if kind == KIND:
-                        _cache.put_release(item, only_newer=True)
-                    else:
-                        _cache.put_owned(kind, item, only_newer=True)
+                _cache.replace(kind, items, listed_at)
         except Exception:
             log.exception("seeding the cache failed; again in %ss", SEED_RETRY)
             time.sleep(SEED_RETRY)

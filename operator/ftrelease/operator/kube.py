@@ -74,19 +74,31 @@ class Kube:
 
     # ---- reading (only to seed the cache; reconciles read the cache) -------------------------
 
-    def list(self, api_version: str, kind: str, namespaces: list[str]) -> list[dict[str, Any]]:
-        """Every object of `kind` that a release owns (by label), or every release."""
+    def list(
+        self, api_version: str, kind: str, namespaces: list[str]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Every object of `kind` that a release owns (by label), or every release; and the
+        oldest resourceVersion the lists were taken at (what they show is true as of then)."""
         selector = None if kind == KIND else RELEASE_LABEL
         resource = self.resource(api_version, kind)
-        if not namespaces:
-            return resource.get(label_selector=selector).to_dict()["items"]
-        return [
-            item
-            for namespace in namespaces
-            for item in resource.get(namespace=namespace, label_selector=selector).to_dict()[
-                "items"
-            ]
+        lists = [
+            resource.get(namespace=namespace, label_selector=selector).to_dict()
+            for namespace in (namespaces or [None])
         ]
+        items = [item for found in lists for item in found["items"]]
+        return items, min(int(found["metadata"]["resourceVersion"]) for found in lists)
+
+    def exists(self, ref: ReleaseRef) -> bool:
+        """Whether the release (this uid) is still there: one read, after a write found nothing."""
+        try:
+            found = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+                GROUP, VERSION, ref.namespace, PLURAL, ref.name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return found["metadata"].get("uid") == ref.uid
 
     # ---- writing ------------------------------------------------------------------------------
 

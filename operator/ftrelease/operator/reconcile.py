@@ -71,6 +71,10 @@ class Reconciler:
             try:
                 cluster.apply(decision, observed)
             except ApiException as exc:
+                if exc.status == 404 and not self.kube.exists(ref):
+                    # Deleted while no watch saw it (a watch gap): forget it, never retry.
+                    self.cache.delete_release(body)
+                    return None
                 if exc.status != 409:
                     raise
                 log.info("%s/%s changed while deciding; deciding again", ref.namespace, ref.name)
