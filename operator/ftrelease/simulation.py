@@ -249,8 +249,7 @@ def simulate_run(
         stage = decision.status.stage
         if stage and before and stage.analyzed_until == world.now and before.index == stage.index:
             traffic.clear()  # this window is folded in
-        for _ in range(3):  # settle: objects ready and routes in place at once
-            world.step(measure=traffic.measure)
+        world.settle(3, measure=traffic.measure)  # objects ready and routes in place at once
         if world.status.stage and world.status.stage.started_at == world.now:
             traffic.clear()  # the stage's first window starts now, as the operator's
         if world.status.stable_revision == candidate:

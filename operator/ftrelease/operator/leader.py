@@ -95,7 +95,7 @@ class Leadership:
         if not self.is_leader():
             return
         self._leading.clear()
-        api = self._election.election_config.lock.api_instance
+        api = self._lock.api_instance
         lease = api.read_namespaced_lease(self._lock.name, self._lock.namespace)
         if lease.spec.holder_identity == self.identity:
             lease.spec.holder_identity = None
