@@ -28,8 +28,9 @@ def cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def prometheus() -> Iterator[LocalPrometheus]:
+    binary = build_binaries() / "prometheus"
     workdir = new_workdir("ftrelease-prometheus-")
-    local = LocalPrometheus(workdir=workdir, scrape_interval="1s")
+    local = LocalPrometheus(workdir=workdir, binary=binary, scrape_interval="1s")
     local.start()
     yield local
     local.stop()

@@ -1,7 +1,9 @@
 """A real Kubernetes control plane on 127.0.0.1, with fake nodes: etcd, kube-apiserver (RBAC,
-service-account keys, TLS), kube-controller-manager, kube-scheduler and KWOK. KWOK plays the
-kubelets: it keeps the nodes Ready and marks scheduled pods Running and Ready, so Deployments
-really become Available and Services really get EndpointSlices. No container ever runs.
+service-account keys, TLS), kube-controller-manager, kube-scheduler, KWOK and the local kubelet.
+KWOK keeps the nodes Ready and marks most scheduled pods Running and Ready without running
+anything; the pods of the builtin model server really run, as local processes of the local
+kubelet (kubelet.py), ready when their readiness probes pass. Deployments become Available and
+Services get EndpointSlices from those pods' real states.
 
 Binaries come from tests/cluster/build.sh (built once, cached outside the repo)."""
 
@@ -13,6 +15,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from .kubelet import KWOK_EXCLUSION
 from .pki import CertPair, LocalCA, write_service_account_keys
 from .processes import ManagedProcess, free_port, wait_until
 
@@ -53,6 +57,29 @@ rules:
   - level: Metadata
     userGroups: [system:serviceaccounts]
   - level: None
+"""
+
+
+MONITORING_RBAC = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: prometheus, namespace: monitoring}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: prometheus-pods}
+rules:
+  - {apiGroups: [""], resources: [pods], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: prometheus-pods}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: prometheus-pods}
+subjects: [{kind: ServiceAccount, name: prometheus, namespace: monitoring}]
 """
 
 
@@ -110,6 +137,7 @@ class LocalCluster:
             self._start_controller_manager()
             self._start_scheduler()
             self._start_kwok()
+            self._start_kubelet()
             self._wait_for_components(timeout)
             self._register_nodes(timeout)
             self._install_crds(timeout)
@@ -160,6 +188,12 @@ class LocalCluster:
         self._write_kubeconfig(path, name, {"token": token})
         return path
 
+    def monitoring_kubeconfig(self) -> Path:
+        """The identity a cluster's Prometheus discovers pods with: the ServiceAccount
+        monitoring/prometheus, allowed to list and watch pods and nothing else."""
+        self.kubectl("apply", "-f", "-", input=MONITORING_RBAC)
+        return self.kubeconfig_for_service_account("monitoring", "prometheus")
+
     def health(self) -> bool:
         with httpx.Client(verify=self._ssl_context()) as client:
             return client.get(f"{self.server}/readyz", timeout=5).status_code == 200
@@ -208,8 +242,10 @@ class LocalCluster:
         path.write_text(yaml.safe_dump(config))
         path.chmod(0o600)
 
-    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.workdir / "logs" / f"{name}.log")
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.workdir / "logs" / f"{name}.log", env=env)
         proc.start()
         self.processes[name] = proc
         return proc
@@ -315,8 +351,35 @@ class LocalCluster:
             ],
         )
 
+    def _kwok_stages(self) -> list[Path]:
+        """KWOK's stages, its pod stages kept off the pods the local kubelet runs."""
+        out = self.workdir / "kwok-stages"
+        out.mkdir(exist_ok=True)
+        paths = []
+        for source in sorted((self.bin_dir.parent / "kwok-stages").glob("*.yaml")):
+            stage = yaml.safe_load(source.read_text())
+            if stage["spec"]["resourceRef"]["kind"] == "Pod":
+                selector = stage["spec"].setdefault("selector", {})
+                selector.setdefault("matchExpressions", []).append(KWOK_EXCLUSION)
+            paths.append(out / source.name)
+            paths[-1].write_text(yaml.safe_dump(stage))
+        return paths
+
+    def _start_kubelet(self) -> None:
+        self._spawn(
+            "kubelet",
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster.kubelet",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--workdir={self.workdir / 'kubelet'}",
+            ],
+            env={"PYTHONPATH": str(REPO_ROOT)},
+        )
+
     def _start_kwok(self) -> None:
-        stages = sorted((self.bin_dir.parent / "kwok-stages").glob("*.yaml"))
+        stages = self._kwok_stages()
         self._spawn(
             "kwok",
             [

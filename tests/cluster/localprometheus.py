@@ -1,8 +1,10 @@
-"""Prometheus (Debian's `prometheus` package) on 127.0.0.1, scraping what the test configures."""
+"""Prometheus (built by build.sh, with Kubernetes service discovery) on 127.0.0.1, scraping what
+the test configures:
+static targets, or the local cluster's model-server pods found with `kubernetes_sd_configs` as a
+cluster's Prometheus finds them."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,22 +12,18 @@ from typing import Any
 import httpx
 import yaml
 
+from .podnetwork import PROMETHEUS_RELABELING
 from .processes import ManagedProcess, free_port, wait_until
 
-
-def find_prometheus() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        raise RuntimeError(
-            "the `prometheus` binary is missing: install Debian's package "
-            "(`apt-get install -y prometheus`, or `make deps`)"
-        )
-    return path
+SCRAPE_JOB = (
+    Path(__file__).resolve().parents[2] / "manifests/monitoring/prometheus-scrape-config.yaml"
+)
 
 
 @dataclass
 class LocalPrometheus:
     workdir: Path
+    binary: Path  # build_binaries() / "prometheus"
     scrape_interval: str = "1s"
     port: int = 0
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
@@ -40,13 +38,18 @@ class LocalPrometheus:
         return self.workdir / "prometheus.yml"
 
     def start(self, timeout: float = 60.0) -> None:
+        if not self.binary.is_file():
+            raise RuntimeError(
+                f"{self.binary} is missing: `make cluster-binaries` builds Prometheus with the "
+                "control plane (tests/cluster/build.sh)"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self._write_config()
         self.process = ManagedProcess(
             "prometheus",
             [
-                find_prometheus(),
+                str(self.binary),
                 f"--config.file={self.config_path}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
@@ -79,6 +82,28 @@ class LocalPrometheus:
         """Convenience: one job scraping `targets` (host:port on 127.0.0.1)."""
         others = [c for c in self.scrape_configs if c["job_name"] != job]
         self.configure([*others, {"job_name": job, "static_configs": [{"targets": targets}]}])
+
+    def discover_pods(self, kubeconfig: Path) -> None:
+        """Runs the scrape job that manifests/monitoring/ ships for a cluster's Prometheus:
+        pods found with `kubernetes_sd_configs` through the apiserver (`kubeconfig`: an
+        identity that may list and watch pods), their labels copied to `release` and
+        `revision`. Two changes only: the pod network stand-in's relabeling goes first (pod IPs
+        are reached on loopback), and the tests' scrape interval."""
+        shipped = yaml.safe_load(SCRAPE_JOB.read_text())["scrape_configs"][0]
+        job = {
+            **shipped,
+            "scrape_interval": self.scrape_interval,
+            "kubernetes_sd_configs": [{"role": "pod", "kubeconfig_file": str(kubeconfig)}],
+            "relabel_configs": [*PROMETHEUS_RELABELING, *shipped["relabel_configs"]],
+        }
+        others = [c for c in self.scrape_configs if c["job_name"] != job["job_name"]]
+        self.configure([*others, job])
+
+    def targets(self) -> list[dict[str, Any]]:
+        """The active targets, with their labels, health and last error."""
+        response = httpx.get(f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]["activeTargets"]
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query; returns Prometheus' `data.result` list or raises with its error."""

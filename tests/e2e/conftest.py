@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,8 +169,53 @@ class Releases:
         return found
 
 
-def bind_models_claim(core: client.CoreV1Api, namespace: str) -> None:
-    """The examples load models from the claim `models`; bind one so their pods schedule."""
+@dataclass(frozen=True)
+class TinyModels:
+    """A models volume's contents: a tiny base model at base/ and LoRA adapters at
+    adapters/<name>/, as real artifacts on this machine's disk."""
+
+    root: Path
+    adapters: tuple[str, ...]
+
+    def digest(self, adapter: str) -> str:
+        from ftrelease.modelserver.digest import artifact_digest
+
+        return artifact_digest(self.root / "adapters" / adapter)
+
+    def use(self, doc: dict[str, Any], adapter: str, digest: str | None = None) -> dict[str, Any]:
+        """`doc` served by the builtin runtime from these models (claim `models`): its pods
+        really run. `digest` overrides the adapter's real digest."""
+        doc = copy.deepcopy(doc)
+        spec = doc["spec"]
+        spec["serving"]["runtime"] = "builtin"
+        spec["serving"].pop("image", None)
+        spec["serving"].pop("resources", None)
+        spec["bundle"]["baseModel"]["uri"] = "pvc://models/base"
+        spec["bundle"]["artifact"] = {
+            "type": "adapter",
+            "uri": f"pvc://models/adapters/{adapter}",
+            "digest": digest or self.digest(adapter),
+        }
+        return doc
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> TinyModels:
+    from tests.tiny_models import build_adapter, build_base
+
+    root = tmp_path_factory.mktemp("models")
+    base = build_base(root / "base")
+    names = ("a1", "a2")
+    for seed, name in enumerate(names, start=1):
+        build_adapter(base, root / "adapters" / name, seed=seed)
+    return TinyModels(root, names)
+
+
+def bind_models_claim(
+    core: client.CoreV1Api, namespace: str, host_path: Path = Path("/srv/models")
+) -> None:
+    """The examples load models from the claim `models`; bind one (to `host_path`, where the
+    local kubelet's pods read them) so their pods schedule."""
     core.create_persistent_volume(
         client.V1PersistentVolume(
             metadata=client.V1ObjectMeta(name=f"{namespace}-models"),
@@ -176,7 +223,7 @@ def bind_models_claim(core: client.CoreV1Api, namespace: str) -> None:
                 capacity={"storage": "100Gi"},
                 access_modes=["ReadOnlyMany"],
                 storage_class_name="",
-                host_path=client.V1HostPathVolumeSource(path="/srv/models"),
+                host_path=client.V1HostPathVolumeSource(path=str(host_path)),
                 claim_ref=client.V1ObjectReference(namespace=namespace, name="models"),
             ),
         )
@@ -196,8 +243,8 @@ def bind_models_claim(core: client.CoreV1Api, namespace: str) -> None:
 
 
 @pytest.fixture
-def releases(kube, namespace, operator) -> Releases:
-    bind_models_claim(client.CoreV1Api(kube), namespace)
+def releases(kube, namespace, operator, tiny_models: TinyModels) -> Releases:
+    bind_models_claim(client.CoreV1Api(kube), namespace, tiny_models.root)
     return Releases(kube, namespace)
 
 

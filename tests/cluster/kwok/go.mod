@@ -1,4 +1,5 @@
-// Wrapper module: pins KWOK (fake nodes and pod readiness) and the Gateway API CRDs.
+// Wrapper module: pins KWOK (fake nodes and pod readiness), the Gateway API CRDs and the
+// Prometheus Operator (for its PodMonitor CRD).
 module ftrelease.test/cluster/kwok
 
 go 1.26.0
@@ -49,6 +50,7 @@ require (
 	github.com/monochromegane/go-gitignore v0.0.0-20200626010858-205db1a8cc00 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
+	github.com/prometheus-operator/prometheus-operator v0.85.0 // indirect
 	github.com/prometheus/client_golang v1.23.2 // indirect
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.67.5 // indirect
