@@ -1,11 +1,14 @@
-# Quick start (README): `make playground` runs the main job; `make test` installs everything and
-# runs every test.
+# Quick start (README): `make demo` runs the main job; `make test` installs everything and runs
+# every test.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis bench-scale clean
+.PHONY: demo playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis bench-scale clean
+
+demo: deps cluster-binaries
+	$(PY) demo/run.py $(DEMO_ARGS)
 
 playground: up
 

@@ -1,7 +1,9 @@
 """Analysis on real parts: the operator (with --prometheus-url) judges each stage from the real
-Prometheus, which scrapes real builtin model-server processes on tiny models; a traffic
-generator sends requests split by the HTTPRoute's weights. The servers' error rates are set
-with their fault-injection flag (a real 2x error rate cannot be produced on demand)."""
+Prometheus, which discovers through the apiserver the model-server pods the operator deployed
+and the local kubelet runs (builtin runtime, tiny models); the gateway stand-in sends requests
+split by the HTTPRoute's weights to the pods its EndpointSlices list. The servers' error rates
+are set with their fault-injection flag, added by the local kubelet's fault injection (a real
+2x error rate cannot be produced on demand)."""
 
 from __future__ import annotations
 
@@ -11,19 +13,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from kubernetes import client
 
+from tests.cluster.gateway import GatewayStandIn, completion
+from tests.cluster.kubelet import FAULTS
+from tests.cluster.localcluster import LocalCluster
 from tests.cluster.localprometheus import LocalPrometheus
 from tests.cluster.processes import wait_until
-from tests.e2e.conftest import Releases, release_doc
+from tests.e2e.conftest import Releases, TinyModels, release_doc
 from tests.e2e.test_rollout import NAME, revision
-from tests.model_servers import ModelServer
 from tests.operator_process import OperatorProcess
-from tests.tiny_models import build_base
-from tests.traffic import TrafficGenerator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.serve]
 
@@ -35,18 +37,19 @@ VERSIONS = {
     "regressed": "2026-11-03",
     "json": "2026-11-04",  # asks for JSON, which the tiny model never writes
 }
-FAULTS = {role: STABLE_ERRORS for role in VERSIONS} | {"regressed": 2 * STABLE_ERRORS}
+FAULTS_BY_ROLE = {role: STABLE_ERRORS for role in VERSIONS} | {"regressed": 2 * STABLE_ERRORS}
 ANY_TEXT = {"type": "regex", "pattern": "(?s).*"}  # every answer is checked, and valid
+MODELS: TinyModels | None = None  # the session's, set by the `served` fixture
 
 
 def analysed_doc(version: str, canary_seconds: int, **analysis: Any) -> dict[str, Any]:
-    doc = release_doc()
+    assert MODELS is not None
+    doc = MODELS.use(release_doc(), "a1")
     spec = doc["spec"]
     spec["bundle"]["dataset"]["version"] = version
     if version != VERSIONS["json"]:  # the example's prompt asks for JSON (a json-schema)
         spec["bundle"]["prompt"]["outputFormat"] = ANY_TEXT
-    spec["serving"]["runtime"] = "builtin"
-    spec["serving"].pop("image", None)
+    spec["serving"]["replicas"] = 1
     spec["strategy"]["stages"] = [
         {"name": "canary-50", "weight": 50, "duration": f"{canary_seconds}s"},
         {"name": "full", "weight": 100, "duration": "2s"},
@@ -77,33 +80,28 @@ def analysing_operator(
 
 
 @pytest.fixture(scope="module")
-def backends(prometheus: LocalPrometheus, tmp_path_factory) -> Iterator[dict[str, str]]:
-    """One model server per bundle version, labelled with its revision, scraped every second."""
-    workdir = tmp_path_factory.mktemp("analysis-servers")
-    base = build_base(workdir / "base")
-    started = {}
-    for role, version in VERSIONS.items():
-        doc = analysed_doc(version, 1)
-        rev = revision(doc)
-        bundle = workdir / f"{rev}.json"  # as the revision's ConfigMap mounts it
-        bundle.write_text(json.dumps({"revision": rev, "bundle": doc["spec"]["bundle"]}))
-        started[rev] = ModelServer(
-            workdir,
-            [
-                f"--bundle={bundle}",
-                f"--base={base}",
-                f"--model-name={NAME}",
-                f"--release={NAME}",
-                f"--revision={rev}",
-                f"--fault-error-rate={FAULTS[role]}",
-            ],
+def served(
+    cluster: LocalCluster, kube, prometheus: LocalPrometheus, tiny_models: TinyModels
+) -> Iterator[None]:
+    """Prometheus discovers the model-server pods; each bundle version's pods fail requests at
+    their role's rate (the local kubelet's fault injection, matched by revision label)."""
+    global MODELS
+    MODELS = tiny_models
+    prometheus.discover_pods(cluster.monitoring_kubeconfig())
+    faults = {
+        role: json.dumps(
+            {
+                "labels": {"finetune.dev/revision": revision(analysed_doc(version, 1))},
+                "args": [f"--fault-error-rate={FAULTS_BY_ROLE[role]}"],
+            }
         )
-    with ThreadPoolExecutor(len(started)) as pool:  # each start waits for /ready
-        list(pool.map(ModelServer.start, started.values()))
-    prometheus.scrape_static("analysis", [f"127.0.0.1:{s.port}" for s in started.values()])
-    yield {rev: server.url for rev, server in started.items()}
-    for server in started.values():
-        server.stop()
+        for role, version in VERSIONS.items()
+    }
+    namespace, name = FAULTS
+    core = client.CoreV1Api(kube)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": name}, "data": faults})
+    yield
+    core.delete_namespaced_config_map(name, namespace)
 
 
 def start_release(releases: Releases, candidate_version: str, **kwargs: Any) -> tuple[str, str]:
@@ -119,8 +117,10 @@ def start_release(releases: Releases, candidate_version: str, **kwargs: Any) -> 
     return stable, revision(candidate_doc)
 
 
-def traffic(releases: Releases, backends: dict[str, str]) -> TrafficGenerator:
-    return TrafficGenerator(lambda: releases.route_state(NAME), backends, NAME, rps=RPS)
+def traffic(releases: Releases) -> GatewayStandIn:
+    return GatewayStandIn(
+        releases.custom.api_client, releases.namespace, NAME, completion(NAME), rps=RPS
+    )
 
 
 def operator_metric(operator: OperatorProcess, name: str, namespace: str) -> float:
@@ -139,15 +139,15 @@ def reasons(releases: Releases) -> list[str]:
 
 
 def test_a_healthy_candidate_is_promoted_on_analysis(
-    analysing_operator, backends, releases: Releases
+    analysing_operator, served, releases: Releases
 ):
     _stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=10)
-    with traffic(releases, backends) as generator:
+    with traffic(releases) as generator:
         status = releases.wait(
             NAME, "promoted", lambda s: s.get("stableRevision") == candidate, timeout=150
         )
     assert status["phase"] == "Promoted"
-    assert generator.sent[(candidate, 500)] > 0  # the candidate did fail some requests
+    assert generator.sent[(f"{NAME}-{candidate}", 500)] > 0  # the candidate did fail some requests
     history = status["history"][0]
     assert (history["revision"], history["outcome"]) == (candidate, "Promoted")
     # Each stage passed on analysis: an Event per metric with its figures.
@@ -162,10 +162,10 @@ def test_a_healthy_candidate_is_promoted_on_analysis(
 
 
 def test_twice_the_stable_error_rate_is_rolled_back_with_the_reason(
-    analysing_operator, backends, releases: Releases
+    analysing_operator, served, releases: Releases
 ):
     stable, _candidate = start_release(releases, VERSIONS["regressed"], canary_seconds=600)
-    with traffic(releases, backends):
+    with traffic(releases):
         status = releases.wait_phase(NAME, "RolledBack", timeout=150)
     reason = status["history"][0]["reason"]
     # The metric, both figures and the bound.
@@ -185,14 +185,14 @@ def test_twice_the_stable_error_rate_is_rolled_back_with_the_reason(
 
 
 def test_answers_that_break_the_output_format_are_rolled_back(
-    analysing_operator, backends, releases: Releases
+    analysing_operator, served, releases: Releases
 ):
     metrics = [
         {"name": "errors", "template": "error-rate"},
         {"name": "format", "template": "format-invalid-rate", "margin": 0},
     ]
     stable, _ = start_release(releases, VERSIONS["json"], canary_seconds=600, metrics=metrics)
-    with traffic(releases, backends):
+    with traffic(releases):
         status = releases.wait_phase(NAME, "RolledBack", timeout=150)
     reason = status["history"][0]["reason"]
     assert reason.startswith("format: candidate 100.000% vs stable 0.000%"), reason
@@ -202,11 +202,11 @@ def test_answers_that_break_the_output_format_are_rolled_back(
 
 
 def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(
-    analysing_operator, backends, releases: Releases, prometheus: LocalPrometheus
+    analysing_operator, served, releases: Releases, prometheus: LocalPrometheus
 ):
     stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=12)
     split = (((stable, 50), (candidate, 50)), None, 0)
-    with traffic(releases, backends):
+    with traffic(releases):
         releases.wait(NAME, "first analysis", lambda s: s.get("analysis"), timeout=60)
         prometheus.stop()
         try:
@@ -247,7 +247,7 @@ def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(
 
 
 def test_a_wrong_query_is_an_error_with_prometheus_message_then_on_error_acts(
-    analysing_operator, releases: Releases
+    analysing_operator, served, releases: Releases
 ):
     broken = {
         "name": "escalations",
@@ -293,7 +293,7 @@ def finetune(installed, releases: Releases, *args: str) -> str:
 
 
 def test_zero_traffic_is_no_data_and_never_promotes(
-    analysing_operator, installed, releases: Releases
+    analysing_operator, served, installed, releases: Releases
 ):
     stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=3)
     status = releases.wait(

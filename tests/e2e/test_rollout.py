@@ -15,7 +15,7 @@ from kubernetes.client.rest import ApiException
 from tests.api_cases import load_example
 from tests.cluster.localcluster import REPO_ROOT
 from tests.cluster.processes import wait_until
-from tests.e2e.conftest import Releases, new_version, release_doc
+from tests.e2e.conftest import Releases, TinyModels, new_version, release_doc
 
 pytestmark = pytest.mark.e2e
 
@@ -350,8 +350,11 @@ def test_operator_metrics_count_transitions(releases, operator):
     assert line in text
 
 
-def test_replicas_provider_splits_by_replica_count_behind_one_service(releases: Releases):
-    doc = load_example("classifier-replicas.yaml")
+def test_replicas_provider_splits_by_replica_count_behind_one_service(
+    releases: Releases, tiny_models: TinyModels
+):
+    # Builtin runtime: its four pods really run (local kubelet), so on real tiny models.
+    doc = tiny_models.use(load_example("classifier-replicas.yaml"), "a1")
     doc["spec"]["strategy"]["stages"] = [
         {"name": "quarter", "weight": 25, "duration": "20s"},
         {"name": "all", "weight": 100},
