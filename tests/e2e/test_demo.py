@@ -1,0 +1,29 @@
+"""`make demo`'s scenario with shorter stages: its own control plane beside the session's, the
+pods the operator deploys run by the local kubelet, Prometheus finding them through the
+apiserver, requests from the gateway stand-in. The good adapter is promoted on analysis, the one
+that breaks the JSON format is rolled back by its format metric."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.serve]
+
+
+def test_the_demo_promotes_the_good_refresh_and_rolls_back_the_format_breaker(tmp_path):
+    from demo.run import main
+
+    workdir = tmp_path / "demo"
+    code = main(["--workdir", str(workdir), "--stage-seconds", "10"])
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["v2"]["outcome"] == "Promoted", summary
+    assert summary["v3-bad"]["outcome"] == "RolledBack", summary
+    reason = summary["v3-bad"]["reason"]
+    assert reason.startswith("format: candidate "), reason
+    # About 30% of the answers broke the format (6 of the 20 questions); the stable none.
+    rate = float(reason.split("candidate ")[1].split("%")[0])
+    assert 15 < rate < 50 and "vs stable 0.000%" in reason, reason
+    assert code == 0
+    assert (workdir / "timeline.png").stat().st_size > 10_000
