@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis bench-scale clean
 
-demo: deps cluster-binaries
+demo: deps  # demo/run.py builds the binaries itself, saying how long the first build takes
 	$(PY) demo/run.py $(DEMO_ARGS)
 
 playground: up
@@ -37,6 +37,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 $(VENV)/.installed: pyproject.toml
+	@echo "installing the Python packages into $(VENV) (first run: a few minutes, torch is large)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,serve]'

@@ -191,7 +191,9 @@ class Watcher:
                 _number(result.get("evidence")),
                 str(result.get("samples", "-")),
             )
-        traffic = Table("backend", "answered 200", "other", "mirrored copies")
+        traffic = Table(
+            "backend", "answered 200", "other", "mirrored copies", title=f"sent by the {STAND_IN}"
+        )
         for backend in sorted(
             {b for b, _ in self.gateway.sent} | {b for b, _ in self.gateway.mirrored}
         ):

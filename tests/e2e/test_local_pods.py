@@ -5,6 +5,8 @@ objects as the operator builds them (serving.objects), without the operator."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from ftrelease.api.ownership import ReleaseRef
@@ -15,11 +17,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.api_cases import load_example
+from tests.cluster.gateway import GatewayStandIn, completion
 from tests.cluster.localcluster import LocalCluster
 from tests.cluster.localprometheus import LocalPrometheus
 from tests.cluster.podnetwork import local_address
 from tests.cluster.processes import wait_until
-from tests.e2e.conftest import TinyModels, bind_models_claim
+from tests.e2e.conftest import Releases, TinyModels, bind_models_claim, release_doc
+from tests.e2e.test_rollout import revision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.serve]
 
@@ -207,3 +211,42 @@ def test_a_pod_whose_volume_is_missing_waits_with_failed_mount(kube, namespace, 
         raise AssertionError("the ConfigMap should not exist")
     except ApiException as exc:
         assert exc.status == 404
+
+
+def test_a_release_whose_artifact_digest_does_not_match_never_gets_traffic(
+    kube, releases: Releases, tiny_models: TinyModels
+):
+    """Through the operator: the candidate's server refuses files whose digest is not the
+    bundle's, its pod stays unready with the server's reason, and no request reaches it."""
+    good = tiny_models.use(release_doc(stage_seconds=2), "a1")
+    good["spec"]["serving"]["replicas"] = 1
+    releases.create(good)
+    stable = releases.wait_phase(NAME, "Promoted", timeout=180)["stableRevision"]
+    wrong = "sha256:" + "1" * 64
+    bad = tiny_models.use(good, "a2", digest=wrong)  # a2's files, a digest they do not have
+    candidate = revision(bad)
+    releases.patch(NAME, {"spec": {"bundle": {"artifact": bad["spec"]["bundle"]["artifact"]}}})
+    namespace = releases.namespace
+    with GatewayStandIn(kube, namespace, NAME, completion(NAME), rps=10) as gateway:
+        reasons: list[str] = []
+
+        def reported() -> bool:
+            reasons[:] = [
+                message
+                for pod in pods(kube, namespace, candidate)
+                for reason, message in pod_events(kube, namespace, pod.metadata.name)
+                if reason == "Unhealthy" and "digest mismatch" in message
+            ]
+            return bool(reasons)
+
+        wait_until("the candidate's pod unready with the server's reason", reported, 120)
+        assert wrong in reasons[0]
+        end = time.monotonic() + 15
+        while time.monotonic() < end:  # the stage's 2 seconds pass many times over
+            assert releases.route_state(NAME) == (((stable, 100),), None, 0)
+            assert available(kube, namespace, f"{NAME}-{candidate}") == 0
+            assert releases.status(NAME)["stableRevision"] == stable
+            time.sleep(0.5)
+    assert gateway.answered(f"{NAME}-{stable}") > 50
+    touched = {backend for backend, _ in gateway.sent} | {b for b, _ in gateway.mirrored}
+    assert touched == {f"{NAME}-{stable}"}
