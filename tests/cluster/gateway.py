@@ -47,6 +47,20 @@ class Routing:
     endpoints: dict[str, list[str]] = field(default_factory=dict)  # Service -> base URLs
 
 
+def pick(routing: Routing, rng: random.Random) -> tuple[str | None, str | None]:
+    """The backend that answers a request, by weight, and the one that gets a mirrored copy (or
+    None), by the mirror's percent."""
+    draw = rng.uniform(0, sum(w for _, w in routing.weights))
+    mirrored = rng.uniform(0, 100) < routing.mirror_percent
+    backend = None
+    for name, weight in routing.weights:
+        draw -= weight
+        if weight and draw < 0:
+            backend = name
+            break
+    return backend, routing.mirror if mirrored else None
+
+
 class GatewayStandIn:
     def __init__(
         self,
@@ -158,19 +172,6 @@ class GatewayStandIn:
 
     # ---- the data plane side ------------------------------------------------------------------
 
-    def _pick(self, routing: Routing) -> tuple[str | None, str | None]:
-        """The backend that answers, and the one that gets a mirrored copy (or None)."""
-        with self._lock:
-            draw = self._random.uniform(0, sum(w for _, w in routing.weights))
-            mirrored = self._random.uniform(0, 100) < routing.mirror_percent
-        backend = None
-        for name, weight in routing.weights:
-            draw -= weight
-            if weight and draw < 0:
-                backend = name
-                break
-        return backend, routing.mirror if mirrored else None
-
     def _forward(
         self, http: httpx.Client, routing: Routing, backend: str, path: str, body: dict
     ) -> int | str:
@@ -189,8 +190,8 @@ class GatewayStandIn:
             next_at = time.monotonic()
             while not self._stop.is_set():
                 routing = self.routing
-                backend, mirror = self._pick(routing)
                 with self._lock:
+                    backend, mirror = pick(routing, self._random)
                     path, body = self.request(self._random)
                 if mirror is not None:  # the copy first, its answer discarded (counted only)
                     outcome = self._forward(http, routing, mirror, path, body)

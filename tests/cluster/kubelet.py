@@ -23,7 +23,6 @@ tests.cluster.kubelet --kubeconfig K --workdir D` runs it; LocalCluster starts i
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import ctypes
 import datetime as dt
@@ -46,6 +45,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from .podnetwork import POD_NETWORK, is_pod_ip, local_address, pod_ips
+from .podvolumes import PodVolumes
 
 log = logging.getLogger("local-kubelet")
 
@@ -376,101 +376,11 @@ class PodRunner(threading.Thread):
         """Writes out each volume, retrying (with a FailedMount Event) until all are there."""
         while not self.terminate.is_set():
             try:
-                self.mounts = self._volumes()
+                self.mounts = PodVolumes(self.kubelet.core, self.pod, self.directory).mount()
                 return
             except LookupError as exc:
                 self.event("Warning", "FailedMount", f"MountVolume.SetUp failed for {exc}")
                 self.terminate.wait(2)
-
-    def _read(self, kind: str, name: str, namespaced: bool = True) -> Any:
-        read = getattr(
-            self.kubelet.core,
-            f"read_namespaced_{kind}" if namespaced else f"read_{kind}",
-        )
-        try:
-            return read(name, self.namespace) if namespaced else read(name)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise LookupError(f'{kind.replace("_", "")} "{name}" not found') from None
-            raise LookupError(f'{kind.replace("_", "")} "{name}": {exc.reason}') from None
-
-    def _volumes(self) -> dict[str, Path]:
-        volume_dir = self.directory / "volumes"
-        volume_dir.mkdir(parents=True, exist_ok=True)
-        local: dict[str, Path] = {}
-        for volume in self.pod["spec"].get("volumes") or []:
-            name = volume["name"]
-            target = volume_dir / name
-            where = f'volume "{name}": '
-            try:
-                if "configMap" in volume:
-                    source = self._read("config_map", volume["configMap"]["name"])
-                    _write_files(target, source.data or {}, volume["configMap"].get("items"))
-                elif "secret" in volume:
-                    source = self._read("secret", volume["secret"]["secretName"])
-                    data = {k: base64.b64decode(v) for k, v in (source.data or {}).items()}
-                    _write_files(target, data, volume["secret"].get("items"))
-                elif "projected" in volume:
-                    self._project(target, volume["projected"]["sources"])
-                elif "persistentVolumeClaim" in volume:
-                    target = self._claim_path(volume["persistentVolumeClaim"]["claimName"])
-                elif "hostPath" in volume:
-                    target = Path(volume["hostPath"]["path"])
-                elif "emptyDir" in volume:
-                    target.mkdir(exist_ok=True)
-                else:
-                    raise LookupError(
-                        "only configMap, secret, projected, persistentVolumeClaim, hostPath "
-                        "and emptyDir volumes run locally"
-                    )
-            except LookupError as exc:
-                raise LookupError(where + str(exc)) from None
-            local[name] = target
-        mounts: dict[str, Path] = {}
-        for container in self.pod["spec"]["containers"]:
-            for mount in container.get("volumeMounts") or []:
-                path = local[mount["name"]]
-                mounts[mount["mountPath"]] = (
-                    path / mount["subPath"] if mount.get("subPath") else path
-                )
-        return mounts
-
-    def _project(self, target: Path, sources: list[dict[str, Any]]) -> None:
-        """A projected volume, as the service-account admission plugin adds to every pod: a
-        token of the pod's ServiceAccount bound to the pod, the CA and the namespace."""
-        files: dict[str, str] = {}
-        for source in sources:
-            if token := source.get("serviceAccountToken"):
-                account = self.pod["spec"].get("serviceAccountName", "default")
-                request = {
-                    "spec": {
-                        "expirationSeconds": token.get("expirationSeconds", 3600),
-                        "boundObjectRef": {"kind": "Pod", "name": self.pod_name, "uid": self.uid},
-                    }
-                }
-                issued = self.kubelet.core.create_namespaced_service_account_token(
-                    account, self.namespace, request
-                )
-                files[token["path"]] = issued.status.token
-            elif config_map := source.get("configMap"):
-                data = self._read("config_map", config_map["name"]).data or {}
-                for item in config_map.get("items") or [{"key": k, "path": k} for k in data]:
-                    files[item["path"]] = data[item["key"]]
-            elif downward := source.get("downwardAPI"):
-                values = {"metadata.namespace": self.namespace, "metadata.name": self.pod_name}
-                for item in downward.get("items") or []:
-                    files[item["path"]] = values.get(item["fieldRef"]["fieldPath"], "")
-        _write_files(target, files, None)
-
-    def _claim_path(self, claim_name: str) -> Path:
-        claim = self._read("persistent_volume_claim", claim_name)
-        if not claim.spec.volume_name or claim.status.phase != "Bound":
-            raise LookupError(f'persistentvolumeclaim "{claim_name}" is not bound')
-        volume = self._read("persistent_volume", claim.spec.volume_name, namespaced=False)
-        source = volume.spec.host_path or volume.spec.local
-        if source is None:
-            raise LookupError(f"persistentvolume {volume.metadata.name!r} has no local path")
-        return Path(source.path)
 
     # ---- status and events -------------------------------------------------------------------
 
@@ -672,18 +582,6 @@ class LocalKubelet:
                     f"fault {name} injected by the local kubelet: {' '.join(entry['args'])}"
                 )
         return args, reasons
-
-
-def _write_files(target: Path, data: dict[str, Any], items: list[dict] | None) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    paths = {i["key"]: i["path"] for i in items} if items else {k: k for k in data}
-    for key, path in paths.items():
-        if key not in data:
-            raise LookupError(f"key {key!r} not found")
-        file = target / path
-        file.parent.mkdir(parents=True, exist_ok=True)
-        value = data[key]
-        file.write_bytes(value if isinstance(value, bytes) else value.encode())
 
 
 _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
