@@ -488,36 +488,48 @@ class LocalKubelet:
         self.stopping.set()
 
     def _watch(self) -> None:
+        """List once, then watch on from the last resourceVersion seen; list again only when
+        the watch expired (410) or broke (an apiserver restart in some tests)."""
+        version: str | None = None
         while not self.stopping.is_set():
             try:
-                self._sync()
-            except Exception as exc:  # the apiserver restarts in some tests: list again
+                version = version or self._list()
+                version = self._follow(version)
+            except Exception as exc:
                 log.warning("watch ended: %s; listing again", exc)
+                version = None
                 self.stopping.wait(1)
 
-    def _sync(self) -> None:
+    def _list(self) -> str:
         listed = json.loads(self.core.list_pod_for_all_namespaces(_preload_content=False).data)
         present = {p["metadata"]["uid"] for p in listed["items"]}
         for uid in set(self.runners) - present:
             self._gone(uid)
         for pod in listed["items"]:
             self._seen(pod)
+        return listed["metadata"]["resourceVersion"]
+
+    def _follow(self, version: str) -> str | None:
+        """Handles pod events until the watch times out; the version to go on from, or None
+        to list again."""
         stream = watch.Watch().stream(
             self.core.list_pod_for_all_namespaces,
-            resource_version=listed["metadata"]["resourceVersion"],
+            resource_version=version,
             timeout_seconds=60,
-            allow_watch_bookmarks=False,
+            allow_watch_bookmarks=True,
         )
         for event in stream:
             if self.stopping.is_set():
-                return
+                break
             pod = event["raw_object"]
+            if event["type"] == "ERROR":
+                return None  # expired
+            version = pod["metadata"]["resourceVersion"]
             if event["type"] == "DELETED":
                 self._gone(pod["metadata"]["uid"])
             elif event["type"] in ("ADDED", "MODIFIED"):
                 self._seen(pod)
-            elif event["type"] == "ERROR":
-                return  # expired: list again
+        return version
 
     def _seen(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"]["uid"]
