@@ -66,6 +66,22 @@ def _metric(index: int, metric: dict[str, Any]) -> Callable[[dict[str, Any]], No
     return _set(f"spec.strategy.analysis.metrics[{index}]", metric)
 
 
+def _replicas_split_untrue(doc: dict[str, Any]) -> None:
+    """A 1% stage with 2 replicas: one candidate pod of two is 50% of the traffic."""
+    doc["spec"]["traffic"] = {"provider": "replicas"}
+    doc["spec"]["serving"]["replicas"] = 2
+    doc["spec"]["strategy"]["stages"] = [
+        {"name": "canary-1", "weight": 1, "duration": "10m"},
+        {"name": "full", "weight": 100},
+    ]
+
+
+def _one_replica_default_stages(doc: dict[str, Any]) -> None:
+    doc["spec"]["traffic"] = {"provider": "replicas"}
+    doc["spec"]["serving"]["replicas"] = 1
+    doc["spec"]["strategy"].pop("stages")
+
+
 def _replicas_with_mirror(doc: dict[str, Any]) -> None:
     doc["spec"]["traffic"] = {"provider": "replicas"}
 
@@ -215,6 +231,10 @@ CASES: list[InvalidCase] = [
         "spec.strategy.stages[2].approval",
     ),
     InvalidCase("replicas-provider-mirror", _replicas_with_mirror, "spec.strategy.stages"),
+    InvalidCase("replicas-split-untrue", _replicas_split_untrue, "spec.strategy.stages"),
+    InvalidCase(
+        "replicas-one-pod-default-stages", _one_replica_default_stages, "spec.strategy.stages"
+    ),
     InvalidCase("gateway-missing", _set("spec.traffic.gateway", _DELETE), "spec.traffic.gateway"),
     InvalidCase(
         "analysis-interval-bare-number",

@@ -124,3 +124,22 @@ def test_any_unicode_in_the_prompt_reaches_the_apiserver_intact(dry_run):
     doc["spec"]["bundle"]["prompt"]["system"] = "Réponds en JSON 🚀 \x85\x7f\u2028 tab\tend"
     assert validate_release(doc)[1] == []
     assert dry_run.problems(doc) == []
+
+
+def test_a_replicas_split_the_pods_cannot_give_is_refused_naming_the_stage(dry_run):
+    """1% with 2 replicas would send 50% to the candidate: refused offline and by the
+    apiserver, both naming the stage; accepted once the release opts in."""
+    doc = load_example("classifier-replicas.yaml")
+    doc["spec"]["serving"]["replicas"] = 2
+    doc["spec"]["strategy"]["stages"] = [
+        {"name": "canary-1", "weight": 1, "duration": "10m"},
+        {"name": "full", "weight": 100},
+    ]
+    _, offline = validate_release(doc)
+    server = dry_run.problems(doc)
+    for problems in (offline, server):
+        [problem] = [p for p in problems if p.path == "spec.strategy.stages"]
+        assert "stage canary-1" in problem.message and "approximateSplits" in problem.message
+    assert "sends 50% of traffic" in offline[0].message
+    doc["spec"]["traffic"]["approximateSplits"] = True
+    assert validate_release(doc)[1] == [] and dry_run.problems(doc) == []

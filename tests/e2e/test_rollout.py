@@ -376,6 +376,8 @@ def test_replicas_provider_splits_by_replica_count_behind_one_service(
 
     assert (replicas(stable), replicas(candidate)) == (3, 1)
     assert len(releases.pod_uids(name, candidate)) == 1
+    # Status says the share the pods really give: 1 ready candidate pod of 4.
+    releases.wait(name, "effective 25%", lambda s: s["stage"].get("effectiveWeight") == 25)
     releases.wait(name, "promoted", lambda s: s.get("stableRevision") == candidate, timeout=60)
     wait_until(
         "all pods on the new revision",

@@ -65,9 +65,63 @@ def test_default_stages_are_shadow_1_10_100_and_skip_shadow_without_mirroring():
         ("canary-10", None, 10, "1h"),
         ("full", None, 100, None),
     ]
+    # Where the split follows replica counts, each canary weight is at least one pod's share.
     doc["spec"]["traffic"] = {"provider": "replicas"}
-    spec = FineTuneRelease.model_validate(doc).spec
-    assert [s.weight for s in spec.stages] == [1, 10, 100]
+    for replicas, weights in (
+        (100, [1, 10, 100]),
+        (20, [5, 10, 100]),
+        (4, [25, 100]),
+        (2, [50, 100]),
+    ):
+        doc["spec"]["serving"]["replicas"] = replicas
+        spec = FineTuneRelease.model_validate(doc).spec
+        assert [s.weight for s in spec.stages] == weights
+        assert [spec.serving.canary_pods(w) for w in weights[:-1]] == [
+            max(1, replicas * w // 100) for w in weights[:-1]
+        ]
+
+
+def replicas_release(replicas: int, weights: list[int], **traffic) -> dict:
+    doc = load_example("classifier-replicas.yaml")
+    doc["spec"]["serving"]["replicas"] = replicas
+    doc["spec"]["traffic"].update(traffic)
+    doc["spec"]["strategy"]["stages"] = [
+        {"name": f"s{w}", "weight": w, "duration": "1m"} for w in weights
+    ]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("replicas", "weights", "refused"),
+    [
+        (2, [1, 100], "stage s1: weight 1% with 2 replicas sends 50% of traffic"),
+        (4, [10, 100], "stage s10: weight 10% with 4 replicas sends 25% of traffic"),
+        (4, [25, 90, 100], "stage s90: weight 90% with 4 replicas sends 100% of traffic"),
+        (10, [1, 100], "stage s1: weight 1% with 10 replicas sends 10% of traffic"),
+        (4, [25, 50, 100], None),
+        (10, [10, 20, 50, 100], None),
+        (100, [1, 10, 100], None),
+    ],
+)
+def test_the_replicas_provider_refuses_weights_its_pods_cannot_give(replicas, weights, refused):
+    _, problems = validate_release(replicas_release(replicas, weights))
+    if refused is None:
+        assert not problems
+        return
+    [(path, message)] = [(p.path, p.message) for p in problems]
+    assert path == "spec.strategy.stages"
+    assert refused in message and "approximateSplits" in message
+    # Accepted when the release opts in to approximate splits.
+    _, problems = validate_release(replicas_release(replicas, weights, approximateSplits=True))
+    assert not problems
+
+
+def test_the_replicas_provider_with_one_replica_and_default_stages_is_refused():
+    doc = replicas_release(1, [100])
+    del doc["spec"]["strategy"]["stages"]
+    _, problems = validate_release(doc)
+    assert [p.path for p in problems] == ["spec.strategy.stages"]
+    assert "1 replicas cannot be split" in problems[0].message
 
 
 def test_defaults_are_explicit_in_the_wire_form():

@@ -13,9 +13,18 @@ from pydantic_core import PydanticCustomError
 from .durations import DURATION_HELP, DURATION_PATTERN
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, Any]:
-    """One `x-kubernetes-validations` entry."""
+def cel(
+    rule: str,
+    message: str,
+    *,
+    field_path: str | None = None,
+    message_expression: str | None = None,
+) -> dict[str, Any]:
+    """One `x-kubernetes-validations` entry; `message_expression` (CEL, a string) names what
+    failed where the static message cannot."""
     entry = {"rule": rule, "message": message}
+    if message_expression:
+        entry["messageExpression"] = message_expression
     if field_path:
         entry["fieldPath"] = field_path
     return entry

@@ -3,6 +3,8 @@ with the rules that cross them."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -12,7 +14,14 @@ from .bundle import Bundle
 from .durations import parse_duration
 from .fields import NonEmptyStr, Quantity, Score, cel, error_at
 from .route import CAPABILITIES
-from .strategy import BUILTIN_ONLY_TEMPLATES, Stage, Strategy, default_stages, latency_bounds
+from .strategy import (
+    BUILTIN_ONLY_TEMPLATES,
+    MAX_STAGES,
+    Stage,
+    Strategy,
+    default_stages,
+    latency_bounds,
+)
 
 # ---- serving and traffic ---------------------------------------------------------------------
 
@@ -44,6 +53,16 @@ class Serving(ApiModel):
     resources: Resources = Field(default_factory=Resources)
     port: int = Field(default=8000, ge=1, le=65535)
 
+    def canary_pods(self, share: int) -> int:
+        """The candidate's pods for a stage sending it `share`% (weight or mirror): every pod
+        from 100%; a fixed canaryReplicas as given; auto ceil(replicas x share / 100), at least
+        1, so a 1% canary holds one pod rather than a full set of GPUs."""
+        if share >= 100:
+            return self.replicas
+        if self.canary_replicas != "auto":
+            return min(int(self.canary_replicas), self.replicas)
+        return max(1, math.ceil(self.replicas * share / 100))
+
     @field_validator("canary_replicas", mode="before")
     @classmethod
     def _canary_replicas(cls, value: Any) -> Any:
@@ -74,6 +93,13 @@ class Traffic(ApiModel):
 
     provider: Literal["gateway-api", "replicas"] = "gateway-api"
     gateway: GatewayRef | None = None
+    approximate_splits: StrictBool = Field(
+        default=False,
+        description=(
+            "replicas provider: accept stage weights that the replica counts can only "
+            "approximate (the candidate's share is its pods over all pods)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _gateway_present(self) -> Traffic:
@@ -121,6 +147,53 @@ def _bounds_cel(runtime: str) -> str:
     return "[" + ", ".join(f"duration('{b}s')" for b in latency_bounds(runtime)) + "]"
 
 
+# The replicas provider splits by pod counts: the candidate's share of a stage is its pods over
+# all pods. A stage below 100% must leave the stable a pod and give the candidate between half
+# and twice the stage's weight, unless the release accepts approximate splits.
+_R, _K = "self.serving.replicas", "self.serving.canaryReplicas"
+
+
+def _cel_canary_pods(weight: str) -> str:
+    auto = f"({_R} * {weight} + 99) / 100"
+    return f"(type({_K}) == int ? ({_K} < {_R} ? {_K} : {_R}) : ({auto} > 1 ? {auto} : 1))"
+
+
+def _cel_split_ok(weight: str) -> str:
+    pods = _cel_canary_pods(weight)
+    return (
+        f"({pods} < {_R} && {pods} * 100 <= 2 * {weight} * {_R} && "
+        f"2 * {pods} * 100 >= {weight} * {_R})"
+    )
+
+
+SPLIT_HELP = (
+    "with the replicas provider a stage's share is the candidate's pods over all pods "
+    "(canaryReplicas auto: ceil(replicas x weight / 100)); a stage below 100% must leave the "
+    "stable at least one pod and give the candidate between half and twice its weight: add "
+    "replicas, change the weights, use the gateway-api provider, or set "
+    "traffic.approximateSplits: true"
+)
+
+
+def _cel_split_message() -> str:
+    """Names the first stage whose weight the pods cannot give. One test per index, not
+    filter(): the cost estimate loses a filtered element's length bound, and with it the
+    message's (nor string() of a number: unbounded too)."""
+    stages = "self.strategy.stages"
+    tests = []
+    for i in range(MAX_STAGES):
+        weight = f"{stages}[{i}].weight"
+        tests.append(
+            f"size({stages}) > {i} && has({weight}) && {weight} < 100 && "
+            f"!{_cel_split_ok(weight)} ? 'stage ' + {stages}[{i}].name + "
+            "' cannot get its weight from serving.replicas; ' :"
+        )
+    return (
+        f"(has({stages}) ? ({' '.join(tests)} '') : "
+        f"'the default stages cannot be split over serving.replicas; ') + {json.dumps(SPLIT_HELP)}"
+    )
+
+
 SPEC_RULES = (
     cel(
         "self.traffic.provider != 'replicas' || !has(self.strategy.stages) || "
@@ -149,6 +222,15 @@ SPEC_RULES = (
         f"(builtin: {', '.join(f'{b}s' for b in latency_bounds('builtin'))}; "
         f"vllm: {', '.join(f'{b}s' for b in latency_bounds('vllm'))})",
         field_path=".strategy.analysis.metrics",
+    ),
+    cel(
+        "self.traffic.provider != 'replicas' || self.traffic.approximateSplits || "
+        "(has(self.strategy.stages) ? self.strategy.stages.all(s, !has(s.weight) || "
+        f"s.weight >= 100 || {_cel_split_ok('s.weight')}) : "
+        f"{_R} >= 2 && (type({_K}) == int ? {_K} < {_R} : true))",
+        SPLIT_HELP,
+        field_path=".strategy.stages",
+        message_expression=_cel_split_message(),
     ),
 )
 
@@ -185,6 +267,7 @@ class FineTuneReleaseSpec(ApiModel):
                     "strategy.analysis.metrics",
                     f"{metric.name}: {SPEC_RULES[3]['message']}; got {bound}",
                 )
+        self._check_replica_split()
         known = self.bundle.evals.scores
         for field, names in (
             ("minScores", self.gate.evals.min_scores),
@@ -199,7 +282,31 @@ class FineTuneReleaseSpec(ApiModel):
                 )
         return self
 
+    def _check_replica_split(self) -> None:
+        if self.traffic.provider != "replicas" or self.traffic.approximate_splits:
+            return
+        replicas = self.serving.replicas
+        path = "strategy.stages"  # as the CEL rule's fieldPath, defaulted stages or not
+        if not self.strategy.stages and self.serving.canary_pods(1) >= replicas:
+            raise error_at(
+                path, f"the default stages: {replicas} replicas cannot be split; {SPLIT_HELP}"
+            )
+        for stage in self.stages:
+            weight = stage.weight
+            if weight is None or weight >= 100:
+                continue
+            pods = self.serving.canary_pods(weight)
+            share = 100 * pods / replicas
+            if pods >= replicas or share > 2 * weight or 2 * share < weight:
+                raise error_at(
+                    path,
+                    f"stage {stage.name}: weight {weight}% with {replicas} replicas sends "
+                    f"{share:.0f}% of traffic to the candidate ({pods} of {replicas} pods); "
+                    f"{SPLIT_HELP}",
+                )
+
     @property
     def stages(self) -> list[Stage]:
         """The stages in force: the spec's, or the defaults for the traffic provider."""
-        return self.strategy.stages or default_stages(self.traffic.provider)
+        one_pod = 100 * self.serving.canary_pods(1) // self.serving.replicas
+        return self.strategy.stages or default_stages(self.traffic.provider, one_pod)

@@ -29,6 +29,13 @@ class StageStatus(StatusModel):
     name: str
     weight: int = 0
     mirror: int = 0
+    effective_weight: int | None = Field(
+        default=None,
+        description=(
+            "Where the split follows replica counts (the replicas provider): the candidate's "
+            "share as the pods give it, its ready pods over all ready pods, in percent."
+        ),
+    )
     started_at: datetime | None = Field(
         default=None, description="When the stage's route was observed in place; its clock."
     )

@@ -71,16 +71,23 @@ class Stage(ApiModel):
         return timedelta(hours=1)
 
 
-def default_stages(provider: str) -> list[Stage]:
-    """shadow (mirror 100, 10m), 1% 30m, 10% 1h, 100%; without shadow where the provider cannot
-    mirror (replicas)."""
+def default_stages(provider: str, one_pod_share: int = 1) -> list[Stage]:
+    """shadow (mirror 100, 10m), 1% 30m, 10% 1h, 100%; where the split follows replica counts
+    (the replicas provider, which cannot mirror either) each canary weight is at least the share
+    one candidate pod takes (`one_pod_share`), so the defaults are weights the pods can give."""
     stages = [
         Stage(name="shadow", mirror=100, duration="10m"),
         Stage(name="canary-1", weight=1, duration="30m"),
         Stage(name="canary-10", weight=10, duration="1h"),
         Stage(name="full", weight=100),
     ]
-    return stages if CAPABILITIES[provider].mirror else stages[1:]
+    if CAPABILITIES[provider].mirror:
+        return stages
+    canaries = sorted({max(s.weight or 0, one_pod_share) for s in stages[1:3]} - {0, 100})
+    return [
+        *(Stage(name=f"canary-{w}", weight=w, duration=stages[1].duration) for w in canaries),
+        stages[-1],
+    ]
 
 
 STAGES_RULES = (

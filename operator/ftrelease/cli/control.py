@@ -79,6 +79,10 @@ def status(args: argparse.Namespace) -> int:
         console.print(st.message)
     if st.stage:
         share = f"mirror {st.stage.mirror}%" if st.stage.mirror else f"weight {st.stage.weight}%"
+        if st.stage.effective_weight is not None:
+            share += (
+                f" ({st.stage.effective_weight}% effective: the candidate's share of ready pods)"
+            )
         started = (
             st.stage.started_at.isoformat() if st.stage.started_at else "not yet (route moving)"
         )

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from ftrelease.api.bundle import Bundle
 from ftrelease.api.durations import parse_duration
+from ftrelease.api.route import CAPABILITIES
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus, StageStatus
 from ftrelease.api.strategy import Stage
@@ -138,6 +139,17 @@ class _Planner(Bookkeeping):
         )
         self.progress(stable)
 
+    def ready_share(self, candidate: str, stable: str) -> int:
+        """The candidate's ready pods over all ready pods, in percent."""
+        ready = {
+            revision: found.ready_replicas
+            if (found := self.observed.revisions.get(revision))
+            else 0
+            for revision in (candidate, stable)
+        }
+        total = sum(ready.values())
+        return round(100 * ready[candidate] / total) if total else 0
+
     def supersede(self, candidate: str | None) -> None:
         reason = f"superseded by revision {self.revision}"
         self.history(candidate or "", "Superseded", reason, self.st.candidate_since)
@@ -206,6 +218,8 @@ class _Planner(Bookkeeping):
             self.set_phase(phase, f"moving traffic for stage {stage.name}: {_route_text(stage)}")
             self.requeue(1)
             return
+        if CAPABILITIES[self.spec.traffic.provider].split_follows_replicas:
+            self.st.stage.effective_weight = self.ready_share(candidate, stable)
         if self.st.stage.started_at is None:
             self.st.stage.started_at = self.now
             self.event("StageStarted", f"stage {stage.name}: {_route_text(stage)} to {candidate}")

@@ -3,7 +3,6 @@ retired), and which revisions' objects go. Pure; the planner calls it once per D
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -16,15 +15,8 @@ from .types import IN_PROGRESS, Decision, Observed, RevisionPlan
 
 
 def candidate_replicas(spec: FineTuneReleaseSpec, stage: Stage) -> int:
-    """auto: ceil(replicas x share / 100), at least 1, so a 1% canary holds one pod rather than
-    a full set of GPUs; a fixed count is used as given until the full stage."""
-    full = spec.serving.replicas
     share = stage.weight if stage.weight is not None else (stage.mirror or 0)
-    if share >= 100:
-        return full
-    if spec.serving.canary_replicas != "auto":
-        return min(int(spec.serving.canary_replicas), full)
-    return max(1, math.ceil(full * share / 100))
+    return spec.serving.canary_pods(share)
 
 
 def plan_revisions(
