@@ -44,7 +44,7 @@ import httpx
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from .podnetwork import POD_NETWORK, is_pod_ip, local_address, pod_ips
+from .podnetwork import NODE_IP, POD_NETWORK, is_pod_ip, local_address, pod_ips
 from .podvolumes import PodVolumes
 
 log = logging.getLogger("local-kubelet")
@@ -400,11 +400,10 @@ class PodRunner(threading.Thread):
     def _write_status(self) -> None:
         unready = [c.name for c in self.containers if not c.ready]
         message = f"containers with unready status: [{' '.join(unready)}]"
-        host_ip = self.kubelet.host_ip
         status = {
             "phase": "Running",
-            "hostIP": host_ip,
-            "hostIPs": [{"ip": host_ip}],
+            "hostIP": NODE_IP,
+            "hostIPs": [{"ip": NODE_IP}],
             "podIP": self.pod_ip,
             "podIPs": [{"ip": self.pod_ip}],
             "startTime": self.started,
@@ -471,7 +470,6 @@ class LocalKubelet:
         self.runners: dict[str, PodRunner] = {}
         self.addresses: set[str] = set()
         self.stopping = threading.Event()
-        self.host_ip = "10.240.0.1"  # KWOK's --node-ip: the nodes' address (never connected to)
         self._free = iter(pod_ips())
 
     def run(self) -> None:

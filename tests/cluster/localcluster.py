@@ -25,6 +25,7 @@ import yaml
 
 from .kubelet import KWOK_EXCLUSION
 from .pki import CertPair, LocalCA, write_service_account_keys
+from .podnetwork import NODE_IP
 from .processes import ManagedProcess, free_port, wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -389,7 +390,7 @@ class LocalCluster:
                 "--node-lease-duration-seconds=40",  # KWOK renews node leases: the nodes stay Ready
                 f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
                 "--cidr=10.244.0.1/16",  # pod IPs recorded in EndpointSlices; no traffic goes there
-                "--node-ip=10.240.0.1",
+                f"--node-ip={NODE_IP}",
                 f"--server-address=127.0.0.1:{self.ports['kwok']}",
                 *[f"--config={path}" for path in stages],
             ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 
+NODE_IP = "10.240.0.1"  # the fake nodes' address (KWOK's --node-ip), a pod's hostIP; never dialled
 POD_NETWORK = ipaddress.IPv4Network("198.18.0.0/16")
 LOOPBACK_NETWORK = ipaddress.IPv4Network("127.18.0.0/16")
 
