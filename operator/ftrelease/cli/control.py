@@ -1,4 +1,4 @@
-"""Commands for a running release: abort, approve, retry, pause, resume, status. abort, approve
+"""Commands for a running release: abort, approve, retry, pause, resume (status: status.py). abort, approve
 and retry set an annotation that the operator acts on and removes; pause and resume set
 spec.paused (a spec change, so GitOps tools see the drift); resume also releases a hold the
 operator put on a stage (Inconclusive, or onError: pause)."""
@@ -10,11 +10,8 @@ from typing import Any
 
 from kubernetes import config
 from kubernetes.client import CustomObjectsApi
-from rich.console import Console
-from rich.table import Table
 
 from ftrelease.api.resource import GROUP, PLURAL, VERSION
-from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.rollout.types import ABORT, APPROVE, RESUME, RETRY
 
 
@@ -65,60 +62,6 @@ def set_paused(paused: bool):
     return run
 
 
-def status(args: argparse.Namespace) -> int:
-    body = Releases(args).get(args.name)
-    st = FineTuneReleaseStatus.model_validate(body.get("status") or {})
-    console = Console(soft_wrap=True)  # long messages stay on one line, greppable
-    if not console.is_terminal:  # piped: wide enough that table cells are not wrapped
-        console.width = 200
-    console.print(
-        f"[bold]{args.name}[/bold]  phase [bold]{st.phase or '-'}[/bold]  "
-        f"stable {st.stable_revision or '-'}  candidate {st.candidate_revision or '-'}"
-    )
-    if st.message:
-        console.print(st.message)
-    if st.stage:
-        share = f"mirror {st.stage.mirror}%" if st.stage.mirror else f"weight {st.stage.weight}%"
-        if st.stage.effective_weight is not None:
-            share += (
-                f" ({st.stage.effective_weight}% effective: the candidate's share of ready pods)"
-            )
-        started = (
-            st.stage.started_at.isoformat() if st.stage.started_at else "not yet (route moving)"
-        )
-        console.print(f"stage {st.stage.index}: {st.stage.name}, {share}, started {started}")
-    if st.stage and st.stage.hold:
-        console.print(f"[bold red]held:[/bold red] {st.stage.hold}")
-    for condition in st.conditions:
-        if condition.type == "Analysis" and condition.status == "False":
-            console.print(f"[bold red]analysis:[/bold red] {condition.message}")
-    if st.analysis:
-        table = Table("metric", "outcome", "candidate", "stable", "evidence", "samples", "message")
-        for r in st.analysis:
-            table.add_row(
-                r.metric,
-                r.outcome,
-                _num(r.value),
-                _num(r.stable_value),
-                _num(r.evidence),
-                str(r.samples or ""),
-                r.message or "",
-            )
-        console.print(table)
-    if st.history:
-        table = Table("revision", "outcome", "reason", "finished")
-        for h in st.history[:10]:
-            table.add_row(
-                h.revision, h.outcome, h.reason, h.finished_at.isoformat() if h.finished_at else ""
-            )
-        console.print(table)
-    return 0
-
-
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def command(name: str, help_text: str, func) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, help=help_text)
@@ -142,4 +85,3 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "let a paused or held rollout go on (held: analysis tries again)",
         set_paused(False),
     )
-    command("status", "phase, stage, analysis and history", status)

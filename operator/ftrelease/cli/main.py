@@ -2,7 +2,7 @@
 
 validate FILE...   check releases offline (and with --server, by a server-side dry run)
 revision FILE...   print each release's revision (the digest of its bundle)
-status NAME        phase, stage, analysis and history of a release
+status [NAME]      a release's phase, stage (time left), analysis and history; or all (-A)
 abort NAME         roll back to stable now; retry NAME rolls a rolled-back bundle out again
 approve NAME       approve the current manual stage
 pause NAME, resume NAME
@@ -19,6 +19,7 @@ from ftrelease.api.validation import Problem, is_release, validate_release
 from .control import add_commands
 from .documents import Document, UnreadableInput, read_documents
 from .simulate import add_simulate
+from .status import add_status
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
 
@@ -90,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     p_revision.set_defaults(func=revision)
     add_commands(sub)
     add_simulate(sub)
+    add_status(sub)
     return top
 
 

@@ -1,0 +1,76 @@
+"""`kubectl finetune status` against the local control plane: every release of a namespace (or
+of all), one release's stage with the time it has left, JSON for scripts, and --watch."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.cluster.processes import wait_until
+from tests.e2e.conftest import Releases, new_version, release_doc
+from tests.e2e.test_rollout import NAME, promoted_first
+
+pytestmark = pytest.mark.e2e
+
+
+def finetune(installed, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ftrelease.cli.main",
+        *args,
+        "--kubeconfig",
+        str(installed.kubeconfig),
+    ]
+
+
+def run(installed, *args: str) -> str:
+    result = subprocess.run(finetune(installed, *args), capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_status_lists_releases_shows_time_left_and_watches(installed, releases: Releases):
+    namespace = releases.namespace
+    stable = promoted_first(releases, release_doc(stage_seconds=40))
+    releases.patch(NAME, new_version("v2"))
+    releases.wait(NAME, "shadow started", lambda s: (s.get("stage") or {}).get("startedAt"))
+
+    listed = run(installed, "status", "-n", namespace)
+    [row] = [line for line in listed.splitlines() if NAME in line]
+    assert "Shadow" in row and "shadow" in row and "mirror 100%" in row and stable in row
+    everywhere = run(installed, "status", "-A")
+    assert any(namespace in line and NAME in line for line in everywhere.splitlines())
+
+    shown = run(installed, "status", NAME, "-n", namespace)
+    assert "stage 0: shadow, mirror 100%" in shown and "of 40s left" in shown
+
+    document = json.loads(run(installed, "status", NAME, "-n", namespace, "-o", "json"))
+    assert document["kind"] == "FineTuneRelease" and document["status"]["phase"] == "Shadow"
+    listing = json.loads(run(installed, "status", "-n", namespace, "-o", "json"))
+    assert [i["metadata"]["name"] for i in listing["items"]] == [NAME]
+
+    # --watch shows the release again when it changes, until interrupted.
+    watcher = subprocess.Popen(
+        finetune(installed, "status", NAME, "-n", namespace, "--watch"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # the first view
+        releases.patch(NAME, {"spec": {"paused": True}})
+        wait_until("paused", lambda: releases.status(NAME).get("phase") == "Paused", 30)
+        time.sleep(4)  # two of the watch's polls
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    views = out.split("phase ")[1:]
+    assert len(views) >= 2, out
+    assert views[0].startswith("Shadow") and any(v.startswith("Paused") for v in views[1:]), out
