@@ -241,6 +241,8 @@ def test_a_release_whose_artifact_digest_does_not_match_never_gets_traffic(
 
         wait_until("the candidate's pod unready with the server's reason", reported, 120)
         assert wrong in reasons[0]
+        # The operator reads it from the pod too: the release says why it waits.
+        releases.wait(NAME, "the reason in status", lambda s: "digest mismatch" in s["message"])
         end = time.monotonic() + 15
         while time.monotonic() < end:  # the stage's 2 seconds pass many times over
             assert releases.route_state(NAME) == (((stable, 100),), None, 0)

@@ -384,3 +384,36 @@ def test_replicas_provider_splits_by_replica_count_behind_one_service(
         lambda: (replicas(stable), replicas(candidate)) == (0, 4),
         30,
     )
+
+
+def test_a_candidate_that_cannot_be_scheduled_is_stalled_with_the_schedulers_reason(
+    releases: Releases,
+):
+    """12 stable pods of 1 GPU on two nodes of 8: the candidate's 12 do not all fit. Past its
+    progress deadline the release is Stalled with the scheduler's message, with an Event, and
+    every request stays on stable."""
+    doc = release_doc(stage_seconds=3)
+    doc["spec"]["serving"]["replicas"] = 12
+    doc["spec"]["serving"]["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    doc["spec"]["strategy"]["progressDeadline"] = "10s"
+    stable = promoted_first(releases, doc)
+    releases.patch(NAME, new_version("v2"))
+    waiting = releases.wait(NAME, "waiting", lambda s: "Insufficient" in s.get("message", ""))
+    assert waiting["phase"] == "Pending", waiting
+    status = releases.wait(
+        NAME,
+        "Stalled",
+        lambda s: any(
+            c["type"] == "Stalled" and c["status"] == "True" for c in s.get("conditions", [])
+        ),
+        timeout=60,
+    )
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "ProgressDeadlineExceeded"
+    message = status["message"]
+    assert status["phase"] == "Paused" and "progress deadline 10s exceeded" in message
+    assert "Unschedulable" in message and "Insufficient nvidia.com/gpu" in message, message
+    assert (
+        "Insufficient nvidia.com/gpu" in releases.wait_event(NAME, "ProgressDeadlineExceeded")[-1]
+    )
+    assert releases.route_state(NAME) == (((stable, 100),), None, 0)

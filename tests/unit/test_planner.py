@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ftrelease.rollout.replicas import candidate_replicas
-from ftrelease.rollout.types import ABORT, APPROVE, RETRY, Route
+from ftrelease.rollout.types import ABORT, APPROVE, RESUME, RETRY, Route
 
 from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version
 
@@ -325,3 +325,57 @@ def test_an_approval_is_for_one_stage_and_one_naming_a_later_stage_waits_for_it(
     world.settle()
     decision = world.step(commands={APPROVE: "second"})
     assert APPROVE not in decision.consumed_commands and world.status.stage.name == "first"
+
+
+UNSCHEDULABLE = "pod bot-x Unschedulable: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+
+
+def stalled_candidate(**changes) -> tuple[World, str]:
+    world = promoted_world(**{"strategy.progressDeadline": "5m", **changes})
+    stable = world.revision
+    world.spec = with_bundle_version(world.spec, "2026-11-28")
+    world.unready.add(world.revision)
+    world.why_unready = UNSCHEDULABLE
+    world.settle()
+    return world, stable
+
+
+def events_of(world: World, since: int) -> list[str]:
+    return [e.reason for d in world.decisions[since:] for e in d.events]
+
+
+def test_a_candidate_short_of_pods_past_the_progress_deadline_is_held_saying_why():
+    world, stable = stalled_candidate()
+    assert world.status.phase == "Pending"
+    assert UNSCHEDULABLE in world.status.message
+    world.advance(4 * 60)
+    assert world.status.phase == "Pending" and world.status.stage.hold is None
+    before = len(world.decisions)
+    world.advance(61)
+    assert world.status.phase == "Paused"
+    assert "progress deadline 5m exceeded" in world.status.message
+    assert UNSCHEDULABLE in world.status.message
+    stalled = next(c for c in world.status.conditions if c.type == "Stalled")
+    assert (stalled.status, stalled.reason) == ("True", "ProgressDeadlineExceeded")
+    assert events_of(world, before) == ["ProgressDeadlineExceeded"]
+    assert world.route == Route.only(stable), "never any traffic to the candidate"
+    # Once: the Event is not repeated while it stays held.
+    before = len(world.decisions)
+    world.advance(600)
+    assert "ProgressDeadlineExceeded" not in events_of(world, before)
+    # A person resumes: the deadline starts again; pods that come up let it go on.
+    world.step(commands={RESUME: "resume"})
+    assert world.status.phase == "Pending" and not world.status.stage.deadline_exceeded
+    world.unready.clear()
+    world.settle()
+    assert world.status.phase == "Shadow"
+
+
+def test_on_progress_deadline_rollback_puts_everything_back_on_stable():
+    world, stable = stalled_candidate(**{"strategy.onProgressDeadline": "rollback"})
+    world.advance(5 * 60 + 1)
+    world.settle()
+    assert world.status.phase == "RolledBack"
+    assert world.status.stable_revision == stable
+    assert "progress deadline 5m exceeded" in world.status.history[0].reason
+    assert world.route == Route.only(stable)

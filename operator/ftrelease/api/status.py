@@ -47,6 +47,14 @@ class StageStatus(StatusModel):
     inconclusive: bool = Field(
         default=False, description="Held because the stage ran out of time without a Pass."
     )
+    pods_waiting_since: datetime | None = Field(
+        default=None,
+        description="Since when the candidate lacks the ready pods this stage needs.",
+    )
+    deadline_exceeded: bool = Field(
+        default=False,
+        description="Held because the candidate missed strategy.progressDeadline.",
+    )
     waiting_since: datetime | None = Field(
         default=None,
         description=(

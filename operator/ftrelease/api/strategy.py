@@ -282,6 +282,17 @@ class Strategy(ApiModel):
     scale_down_delay: Duration = "10m"
     abort_scale_down_delay: Duration = "30s"
     revision_history_limit: int = Field(default=3, ge=0, le=50)
+    progress_deadline: Duration = Field(
+        default="10m",
+        description=(
+            "How long the candidate may take to have the ready pods a stage needs; past it the "
+            "release is Stalled with the reason read from its pods, and onProgressDeadline acts."
+        ),
+    )
+    on_progress_deadline: Literal["pause", "rollback"] = Field(
+        default="pause",
+        description="pause: hold for a person (resume waits again); rollback: back to stable.",
+    )
 
     @field_validator("stages")
     @classmethod

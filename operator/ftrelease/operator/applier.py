@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ftrelease.api.bundle import Bundle
-from ftrelease.api.ownership import REVISION_LABEL, ReleaseRef, object_name
+from ftrelease.api.ownership import RELEASE_LABEL, REVISION_LABEL, ReleaseRef, object_name
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.rollout.types import Decision, Observed, ObservedRevision
@@ -27,6 +27,7 @@ from ftrelease.traffic.routers import ROUTERS
 from . import metrics
 from .cache import Cache
 from .kube import REVISION_KINDS, Kube
+from .pods import why_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,32 @@ class KubeCluster:
             revision = deployment["metadata"]["labels"].get(REVISION_LABEL)
             if not revision or name != object_name(ref.name, revision):
                 continue
+            replicas = deployment["spec"].get("replicas") or 0
+            available = _is_available(deployment)
+            ready = _available_replicas(deployment)
             revisions[revision] = ObservedRevision(
                 revision=revision,
-                replicas=deployment["spec"].get("replicas") or 0,
-                ready_replicas=_available_replicas(deployment),
-                available=_is_available(deployment),
+                replicas=replicas,
+                ready_replicas=ready,
+                available=available,
                 bundle=_bundle(config_maps.get(name)),
                 applied=applied_digest(deployment),
+                unavailable=self._why_unavailable(revision) if ready < replicas else None,
             )
         found = cache.owned(router.kind, ref).get(ref.name)
         route = router.read_route(ref, found) if found else None
         return Observed(revisions=revisions, route=route)
+
+    def _why_unavailable(self, revision: str) -> str | None:
+        """Read from the revision's pods while they are short of ready ones (not cached: only
+        then, and a failed read only leaves the reason unknown)."""
+        selector = f"{RELEASE_LABEL}={self.ref.name},{REVISION_LABEL}={revision}"
+        try:
+            pods, events = self.kube.pods_and_events(self.ref.namespace, selector)
+        except Exception as exc:  # the reason is a courtesy; the rollout does not depend on it
+            log.info("%s: pods of %s not read: %s", self.ref.name, revision, exc)
+            return None
+        return why_unavailable(pods, events)
 
     def apply(self, decision: Decision, observed: Observed) -> None:
         """Writes the Decision; each answer goes into the cache (write-through)."""

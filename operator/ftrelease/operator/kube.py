@@ -88,6 +88,21 @@ class Kube:
         items = [item for found in lists for item in found["items"]]
         return items, min(int(found["metadata"]["resourceVersion"]) for found in lists)
 
+    def pods_and_events(
+        self, namespace: str, selector: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The pods matching `selector` and the Events on them (why they are not available)."""
+        pods = self.resource("v1", "Pod").get(namespace=namespace, label_selector=selector)
+        items = pods.to_dict()["items"]
+        events = []
+        for pod in items:
+            found = self.resource("v1", "Event").get(
+                namespace=namespace,
+                field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod['metadata']['name']}",
+            )
+            events += found.to_dict()["items"]
+        return items, events
+
     def exists(self, ref: ReleaseRef) -> bool:
         """Whether the release (this uid) is still there: one read, after a write found nothing."""
         try:

@@ -38,7 +38,11 @@ def conditions(status: FineTuneReleaseStatus, revision: str, now: datetime) -> l
         condition(
             "Stalled",
             stalled,
-            ("Held" if held else phase) if stalled else "Progressing" if reconciling else "Idle",
+            (_held_reason(status) if held else phase)
+            if stalled
+            else "Progressing"
+            if reconciling
+            else "Idle",
         ),
     ]
     if status.stage is not None and status.analysis:
@@ -57,3 +61,8 @@ def conditions(status: FineTuneReleaseStatus, revision: str, now: datetime) -> l
             worst = min(status.analysis, key=lambda r: order.index(r.outcome))
             found.append(condition("Analysis", True, worst.outcome, worst.message or ""))
     return found
+
+
+def _held_reason(status: FineTuneReleaseStatus) -> str:
+    assert status.stage is not None
+    return "ProgressDeadlineExceeded" if status.stage.deadline_exceeded else "Held"

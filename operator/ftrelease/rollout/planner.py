@@ -139,6 +139,36 @@ class _Planner(Bookkeeping):
         )
         self.progress(stable)
 
+    def wait_for_pods(self, candidate: str, needed: int, stage: Stage) -> None:
+        """Waits for the candidate's ready pods, up to strategy.progressDeadline; past it, says
+        why in status and an Event, then holds for a person or rolls back."""
+        held = self.st.stage
+        assert held is not None
+        found = self.observed.revisions.get(candidate)
+        why = f": {found.unavailable}" if found and found.unavailable else ""
+        waiting = (
+            f"waiting for candidate {candidate} to have {needed} ready "
+            f"replica{'s' if needed != 1 else ''} for stage {stage.name}{why}"
+        )
+        if held.pods_waiting_since is None:
+            held.pods_waiting_since = self.now
+        deadline = parse_duration(self.spec.strategy.progress_deadline)
+        left = (held.pods_waiting_since + deadline - self.now).total_seconds()
+        if left <= 0 and not held.hold:
+            message = (
+                f"progress deadline {self.spec.strategy.progress_deadline} exceeded: {waiting}"
+            )
+            if self.spec.strategy.on_progress_deadline == "rollback":
+                self.rollback(message)
+                return
+            held.hold, held.deadline_exceeded = message, True
+            self.event("ProgressDeadlineExceeded", message)
+        if held.hold:
+            self.set_phase("Paused", held.hold)
+            return
+        self.set_phase("Paused" if self.spec.paused else "Pending", waiting)
+        self.requeue(min(2.0, max(left, 0.1)))
+
     def ready_share(self, candidate: str, stable: str) -> int:
         """The candidate's ready pods over all ready pods, in percent."""
         ready = {
@@ -175,6 +205,7 @@ class _Planner(Bookkeeping):
             # A fresh start for the person's decision: the maxDuration and error clocks restart.
             held = self.st.stage
             held.hold, held.inconclusive, held.waiting_since = None, False, self.now
+            held.deadline_exceeded, held.pods_waiting_since = False, None
             held.error_since, held.errors, held.next_analysis_at = None, 0, None
             self.event("Resumed", f"stage {stage.name} resumed by command")
         # An approval is for one stage: the one it names (kept until then) or, bare, the
@@ -192,13 +223,9 @@ class _Planner(Bookkeeping):
             # Traffic moves only once the candidate can take it: the route holds as it is,
             # unless it would send traffic to an unavailable or superseded revision.
             self.decision.route = self.held_route(stable, candidate)
-            self.set_phase(
-                "Paused" if self.spec.paused else "Pending",
-                f"waiting for candidate {candidate} to have {needed} ready "
-                f"replica{'s' if needed != 1 else ''} for stage {stage.name}",
-            )
-            self.requeue(2)
+            self.wait_for_pods(candidate, needed, stage)
             return
+        self.st.stage.pods_waiting_since = None
         if self.spec.paused or self.st.stage.hold:
             self.decision.route = self.held_route(stable, candidate)
             self.set_phase(

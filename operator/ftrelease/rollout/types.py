@@ -30,6 +30,7 @@ class ObservedRevision:
     available: bool  # the Deployment's Available condition, for its current generation
     bundle: Bundle | None = None  # read back from the revision's ConfigMap
     applied: str | None = None  # digest of the objects last applied (serving.objects)
+    unavailable: str | None = None  # why its pods are not available (operator/pods.py), if known
 
 
 @dataclass(frozen=True)

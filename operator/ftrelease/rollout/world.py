@@ -29,6 +29,7 @@ class World:
     bundles: dict[str, Bundle] = field(default_factory=dict)
     route: Route | None = None
     unready: set[str] = field(default_factory=set)  # revisions whose pods never get ready
+    why_unready: str | None = None  # what their pods say (operator/pods.py)
     route_writes: int = 0
     decisions: list[Decision] = field(default_factory=list)
     name: str = "support-bot"
@@ -47,6 +48,7 @@ class World:
                     ready_replicas=0 if rev in self.unready else count,
                     available=rev not in self.unready,
                     bundle=self.bundles.get(rev),
+                    unavailable=self.why_unready if rev in self.unready else None,
                 )
                 for rev, count in self.replicas.items()
             },
