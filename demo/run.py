@@ -25,6 +25,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ftrelease.api.resource import GROUP, PLURAL, VERSION  # noqa: E402
+from ftrelease.api.revision import revision_of  # noqa: E402
+from ftrelease.api.validation import validate_release  # noqa: E402
+from ftrelease.modelserver.digest import artifact_digest  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from rich.console import Console, Group  # noqa: E402
 from rich.live import Live  # noqa: E402
@@ -32,6 +36,18 @@ from rich.panel import Panel  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from demo.timeline import Timeline  # noqa: E402
+from tests.api_cases import load_example  # noqa: E402
+from tests.cluster.gateway import GatewayStandIn  # noqa: E402
+from tests.cluster.localcluster import REPO_ROOT, LocalCluster, build_binaries  # noqa: E402
+from tests.cluster.localprometheus import LocalPrometheus  # noqa: E402
+from tests.e2e.conftest import bind_models_claim  # noqa: E402
+from tests.operator_process import OperatorProcess  # noqa: E402
+from tests.tiny_models import (  # noqa: E402
+    SUPPORT_OUTPUT_FORMAT,
+    SUPPORT_QUESTIONS,
+    SUPPORT_SYSTEM,
+    build_support_models,
+)
 
 NAMESPACE = "demo"
 NAME = "support-bot"
@@ -67,11 +83,6 @@ class Steps:
 
 def release_doc(models: Any, adapter: str, stage_seconds: int) -> dict[str, Any]:
     """The support-bot example, served by the builtin runtime from the tiny models."""
-    from ftrelease.modelserver.digest import artifact_digest
-
-    from tests.api_cases import load_example
-    from tests.tiny_models import SUPPORT_OUTPUT_FORMAT, SUPPORT_SYSTEM
-
     doc = load_example()
     doc["metadata"]["namespace"] = NAMESPACE
     spec = doc["spec"]
@@ -107,8 +118,6 @@ def release_doc(models: Any, adapter: str, stage_seconds: int) -> dict[str, Any]
 
 
 def chat_request(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    from tests.tiny_models import SUPPORT_QUESTIONS
-
     question = rng.choice(SUPPORT_QUESTIONS)
     return "/v1/chat/completions", {
         "model": NAME,
@@ -129,8 +138,6 @@ class Watcher:
         self.seen_events: set[str] = set()
 
     def status(self) -> dict[str, Any]:
-        from ftrelease.api.resource import GROUP, PLURAL, VERSION
-
         release = self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME)
         return release.get("status") or {}
 
@@ -224,13 +231,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the cluster's files behind")
     args = parser.parse_args(argv)
 
-    from tests.cluster.gateway import GatewayStandIn
-    from tests.cluster.localcluster import REPO_ROOT, LocalCluster, build_binaries
-    from tests.cluster.localprometheus import LocalPrometheus
-    from tests.e2e.conftest import bind_models_claim
-    from tests.operator_process import OperatorProcess
-    from tests.tiny_models import build_support_models
-
     step = Steps()
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with step(
             "Building kube-apiserver, controllers, etcd, KWOK and Prometheus from the Go module "
-            "proxy (the first run takes about 15 minutes on 2 cores; later runs reuse the cache)"
+            "proxy (the first run takes about 9 minutes on 2 cores; later runs reuse the cache)"
         ):
             bin_dir = build_binaries()
         with step(
@@ -277,8 +277,6 @@ def main(argv: list[str] | None = None) -> int:
             running.append(operator)
             operator.start()
         custom = client.CustomObjectsApi(kube)
-        from ftrelease.api.resource import GROUP, PLURAL, VERSION
-
         with step(
             "Applying FineTuneRelease support-bot with adapter v1 (the first revision goes "
             "straight to stable once its pod is ready)"
@@ -300,9 +298,6 @@ def main(argv: list[str] | None = None) -> int:
         for adapter, label in (("v2", "v2, a good refresh"), ("v3-bad", "v3, breaks the format")):
             doc = release_doc(models, adapter, args.stage_seconds)
             with step(f"Rolling out {label}: kubectl apply of the new bundle"):
-                from ftrelease.api.revision import revision_of
-                from ftrelease.api.validation import validate_release
-
                 release, _ = validate_release(doc)
                 candidate = revision_of(release.spec.bundle)
                 custom.patch_namespaced_custom_object(
@@ -347,8 +342,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _wait(custom: client.CustomObjectsApi, check: Any, timeout: float) -> dict[str, Any]:
-    from ftrelease.api.resource import GROUP, PLURAL, VERSION
-
     deadline = time.monotonic() + timeout
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from ftrelease.rollout.replicas import candidate_replicas
-from ftrelease.rollout.types import ABORT, APPROVE, RESUME, RETRY, Route
+from ftrelease.rollout.types import ABORT, APPROVE, PROMOTE, RESUME, RETRY, Route
 
 from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version
 
@@ -379,3 +380,46 @@ def test_on_progress_deadline_rollback_puts_everything_back_on_stable():
     assert world.status.stable_revision == stable
     assert "progress deadline 5m exceeded" in world.status.history[0].reason
     assert world.route == Route.only(stable)
+
+
+def promote_command(full: bool, by: str = "alice") -> dict[str, str]:
+    return {PROMOTE: json.dumps({"full": full, "by": by})}
+
+
+def test_promote_completes_the_current_stage_now_and_the_next_runs_as_declared():
+    world = promoted_world(
+        **{
+            "strategy.stages": [
+                {"name": "shadow", "mirror": 100, "duration": "1h"},
+                {"name": "canary-10", "weight": 10, "duration": "1h"},
+                {"name": "full", "weight": 100},
+            ]
+        }
+    )
+    stable = world.revision
+    world.spec = with_bundle_version(world.spec, "2026-11-29")
+    candidate = world.revision
+    world.settle()
+    assert world.status.stage.name == "shadow"
+    world.step(commands=promote_command(full=False))
+    world.settle()
+    assert world.status.stage.name == "canary-10"
+    assert world.route == Route(((stable, 90), (candidate, 10)))
+    world.advance(30 * 60)
+    assert world.status.stage.name == "canary-10", "the next stage keeps its own hour"
+    assert "stage shadow completed by alice" in world.status.moved_on_by
+
+
+def test_promote_full_goes_to_100_and_promotes_recording_who_asked():
+    world = promoted_world()
+    world.spec = with_bundle_version(world.spec, "2026-11-30")
+    candidate = world.revision
+    world.settle()
+    assert world.status.stage.name == "shadow"
+    world.step(commands=promote_command(full=True, by="bob"))
+    world.settle()
+    assert world.status.phase == "Promoted"
+    assert world.status.stable_revision == candidate
+    assert world.route == Route.only(candidate)
+    reason = world.status.history[0].reason
+    assert reason == "promoted to full (100%) from stage shadow by bob (kubectl finetune promote)"

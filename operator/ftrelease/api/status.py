@@ -51,6 +51,10 @@ class StageStatus(StatusModel):
         default=None,
         description="Since when the candidate lacks the ready pods this stage needs.",
     )
+    waived: bool = Field(
+        default=False,
+        description="kubectl finetune promote --full: promote once the route is in place.",
+    )
     deadline_exceeded: bool = Field(
         default=False,
         description="Held because the candidate missed strategy.progressDeadline.",
@@ -129,6 +133,10 @@ class FineTuneReleaseStatus(StatusModel):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     candidate_revision: str | None = None
+    moved_on_by: str | None = Field(
+        default=None,
+        description="Who moved the candidate on by command (kubectl finetune promote), and how.",
+    )
     candidate_since: datetime | None = Field(
         default=None, description="When the current candidate's rollout began."
     )

@@ -1,23 +1,26 @@
-"""Commands for a running release: abort, approve, retry, pause, resume (status: status.py). abort, approve
-and retry set an annotation that the operator acts on and removes; pause and resume set
+"""Commands for a running release: abort, approve, retry, promote, pause, resume (status is in
+status.py). abort, approve, retry and promote set an annotation that the operator acts on and
+removes (promote's names who asked, as the apiserver knows them); pause and resume set
 spec.paused (a spec change, so GitOps tools see the drift); resume also releases a hold the
-operator put on a stage (Inconclusive, or onError: pause)."""
+operator put on a stage (Inconclusive, onError: pause, a missed progress deadline)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from kubernetes import config
-from kubernetes.client import CustomObjectsApi
+from kubernetes.client import AuthenticationV1Api, CustomObjectsApi
 
 from ftrelease.api.resource import GROUP, PLURAL, VERSION
-from ftrelease.rollout.types import ABORT, APPROVE, RESUME, RETRY
+from ftrelease.rollout.types import ABORT, APPROVE, PROMOTE, RESUME, RETRY
 
 
 class Releases:
     def __init__(self, args: argparse.Namespace) -> None:
         api = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
+        self.client = api
         self.api = CustomObjectsApi(api)
         _, current = config.list_kube_config_contexts(config_file=args.kubeconfig)
         self.namespace = args.namespace or current.get("context", {}).get("namespace", "default")
@@ -27,6 +30,13 @@ class Releases:
 
     def patch(self, name: str, body: dict[str, Any]) -> None:
         self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, body)
+
+    def whoami(self) -> str:
+        """The user this kubeconfig is, as the apiserver sees it (a SelfSubjectReview)."""
+        review = AuthenticationV1Api(self.client).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+        return review.status.user_info.username
 
 
 def _request(args: argparse.Namespace, command: str, value: str) -> int:
@@ -48,6 +58,18 @@ def approve(args: argparse.Namespace) -> int:
 
 def retry(args: argparse.Namespace) -> int:
     return _request(args, RETRY, "retry")
+
+
+def promote(args: argparse.Namespace) -> int:
+    releases = Releases(args)
+    request = json.dumps({"full": args.full, "by": releases.whoami()})
+    releases.patch(args.name, {"metadata": {"annotations": {PROMOTE: request}}})
+    what = "promotion to 100%" if args.full else "completion of the current stage"
+    print(
+        f"{args.name}: {what} requested; `kubectl finetune status {args.name}` shows when the "
+        "operator acted"
+    )
+    return 0
 
 
 def set_paused(paused: bool):
@@ -79,6 +101,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--stage", default="", help="approve only if this is the current stage"
     )
     command("retry", "roll a rolled-back or gated bundle out again from the first stage", retry)
+    command(
+        "promote", "complete the current stage now (its time, analysis and approval)", promote
+    ).add_argument(
+        "--full", action="store_true", help="go straight to 100%% and promote, skipping the rest"
+    )
     command("pause", "hold the rollout where it is", set_paused(True))
     command(
         "resume",

@@ -5,6 +5,7 @@ revision FILE...   print each release's revision (the digest of its bundle)
 status [NAME]      a release's phase, stage (time left), analysis and history; or all (-A)
 abort NAME         roll back to stable now; retry NAME rolls a rolled-back bundle out again
 approve NAME       approve the current manual stage
+promote NAME       complete the current stage now; --full: straight to 100% and promoted
 pause NAME, resume NAME
 """
 

@@ -107,4 +107,5 @@ class Bookkeeping:
     def clear_candidate(self) -> None:
         self.st.candidate_revision = None
         self.st.candidate_since = None
+        self.st.moved_on_by = None
         self.st.stage = None

@@ -11,6 +11,7 @@ written again."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from ftrelease.api.bundle import Bundle
@@ -30,6 +31,7 @@ from .types import (
     APPROVE,
     COMMANDS,
     IN_PROGRESS,
+    PROMOTE,
     RESUME,
     RETRY,
     Decision,
@@ -139,6 +141,31 @@ class _Planner(Bookkeeping):
         )
         self.progress(stable)
 
+    def move_on(self, stable: str, index: int, stages: list[Stage], command: str) -> None:
+        """kubectl finetune promote: the current stage completes now (its time, analysis and
+        approval waived), or with --full the last stage (100%) starts now. Traffic still moves
+        only once the candidate has the pods for it."""
+        try:
+            request = json.loads(command) if command else {}
+        except ValueError:
+            request = {}
+        by = str(request.get("by") or "an unknown user")
+        target = len(stages) - 1 if request.get("full") else min(index + 1, len(stages) - 1)
+        what = (
+            f"promoted to {stages[target].name} (100%) from stage {stages[index].name}"
+            if request.get("full")
+            else f"stage {stages[index].name} completed"
+        )
+        note = f"{what} by {by} (kubectl finetune promote)"
+        self.st.moved_on_by = "; ".join(filter(None, [self.st.moved_on_by, note]))
+        self.event("MovedOn", note)
+        if target != index:
+            self.st.stage = _stage_status(target, stages[target])
+            if self.verdict.analyzed:  # the next stage passes on its own measurements only
+                self.verdict = StageVerdict(passed=False, reason="the stage is not analysed yet")
+        self.st.stage.waived = bool(request.get("full")) or target == index
+        self.progress(stable)
+
     def wait_for_pods(self, candidate: str, needed: int, stage: Stage) -> None:
         """Waits for the candidate's ready pods, up to strategy.progressDeadline; past it, says
         why in status and an Event, then holds for a person or rolls back."""
@@ -201,6 +228,9 @@ class _Planner(Bookkeeping):
         if self.verdict.failed:
             self.rollback(self.verdict.reason or "analysis failed")
             return
+        if PROMOTE in self.commands and PROMOTE not in self.decision.consumed_commands:
+            self.move_on(stable, index, stages, self.consume(PROMOTE) or "")
+            return
         if self.consume(RESUME) is not None and self.st.stage.hold:
             # A fresh start for the person's decision: the maxDuration and error clocks restart.
             held = self.st.stage
@@ -250,6 +280,9 @@ class _Planner(Bookkeeping):
         if self.st.stage.started_at is None:
             self.st.stage.started_at = self.now
             self.event("StageStarted", f"stage {stage.name}: {_route_text(stage)} to {candidate}")
+        if self.st.stage.waived:  # promote --full: no time, analysis or approval to wait for
+            self.promote(stable)
+            return
         elapsed = self.now - self.st.stage.started_at
         if (
             self.verdict.analyzed
@@ -355,7 +388,8 @@ class _Planner(Bookkeeping):
         if not self.route_in_place(Route.only(candidate), "promoting: all traffic to it"):
             return
         self.retire(stable, self.spec.strategy.scale_down_delay)
-        self.history(candidate, "Promoted", "all stages passed", self.st.candidate_since)
+        reason = self.st.moved_on_by or "all stages passed"
+        self.history(candidate, "Promoted", reason, self.st.candidate_since)
         self.promoted(
             f"candidate {candidate} promoted; {stable} kept for {self.spec.strategy.scale_down_delay}"
         )

@@ -16,7 +16,8 @@ ABORT = COMMAND_PREFIX + "abort"
 APPROVE = COMMAND_PREFIX + "approve"
 RETRY = COMMAND_PREFIX + "retry"
 RESUME = COMMAND_PREFIX + "resume"  # releases a hold (Inconclusive, onError pause)
-COMMANDS = (ABORT, APPROVE, RETRY, RESUME)
+PROMOTE = COMMAND_PREFIX + "promote"  # JSON {"full": bool, "by": user}: complete the stage now
+COMMANDS = (ABORT, APPROVE, RETRY, RESUME, PROMOTE)
 
 # The phases of a rollout under way (a candidate is being brought in).
 IN_PROGRESS = ("Pending", "Shadow", "Progressing", "Paused")

@@ -1,5 +1,6 @@
-"""`kubectl finetune status` against the local control plane: every release of a namespace (or
-of all), one release's stage with the time it has left, JSON for scripts, and --watch."""
+"""kubectl finetune against the local control plane: `status` (every release of a namespace or
+of all, one release's stage with the time it has left, JSON for scripts, --watch) and `promote`
+(the current stage now, or --full straight to 100%, recorded with who asked)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,28 @@ def test_status_lists_releases_shows_time_left_and_watches(installed, releases: 
     views = out.split("phase ")[1:]
     assert len(views) >= 2, out
     assert views[0].startswith("Shadow") and any(v.startswith("Paused") for v in views[1:]), out
+
+
+def test_promote_completes_the_stage_and_promote_full_goes_to_100(installed, releases: Releases):
+    namespace = releases.namespace
+    stable = promoted_first(releases, release_doc(stage_seconds=600))
+    releases.patch(NAME, new_version("v2"))
+    status = releases.wait(NAME, "shadow", lambda s: (s.get("stage") or {}).get("startedAt"))
+    candidate = status["candidateRevision"]
+    assert releases.route_state(NAME) == (((stable, 100), (candidate, 0)), candidate, 100)
+
+    said = run(installed, "promote", NAME, "-n", namespace)
+    assert "completion of the current stage requested" in said
+    releases.wait_route(NAME, (((stable, 99), (candidate, 1)), None, 0))
+    assert releases.status(NAME)["stage"]["name"] == "canary-1"
+    [moved] = releases.wait_event(NAME, "MovedOn")
+    assert moved == "stage shadow completed by admin (kubectl finetune promote)"
+
+    run(installed, "promote", NAME, "--full", "-n", namespace)
+    status = releases.wait(NAME, "promoted", lambda s: s.get("stableRevision") == candidate)
+    assert status["phase"] == "Promoted"
+    releases.wait_route(NAME, (((candidate, 100),), None, 0))
+    assert status["history"][0]["reason"] == (
+        "stage shadow completed by admin (kubectl finetune promote); promoted to full (100%) "
+        "from stage canary-1 by admin (kubectl finetune promote)"
+    )
