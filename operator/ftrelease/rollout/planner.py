@@ -20,11 +20,12 @@ from ftrelease.api.route import CAPABILITIES
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus, StageStatus
 from ftrelease.api.strategy import Stage
-from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict, inconclusive
+from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 
-from .bookkeeping import Bookkeeping, bundle_summary
+from .bookkeeping import bundle_summary
 from .conditions import conditions
 from .gate import gate_problem
+from .holds import Holds
 from .replicas import candidate_replicas, plan_revisions
 from .types import (
     ABORT,
@@ -41,7 +42,7 @@ from .types import (
 )
 
 
-class _Planner(Bookkeeping):
+class _Planner(Holds):
     """The state machine: one method per state of a release, run once per Decision."""
 
     # ---- the decision ------------------------------------------------------------------------
@@ -166,47 +167,6 @@ class _Planner(Bookkeeping):
         self.st.stage.waived = bool(request.get("full")) or target == index
         self.progress(stable)
 
-    def wait_for_pods(self, candidate: str, needed: int, stage: Stage) -> None:
-        """Waits for the candidate's ready pods, up to strategy.progressDeadline; past it, says
-        why in status and an Event, then holds for a person or rolls back."""
-        held = self.st.stage
-        assert held is not None
-        found = self.observed.revisions.get(candidate)
-        why = f": {found.unavailable}" if found and found.unavailable else ""
-        waiting = (
-            f"waiting for candidate {candidate} to have {needed} ready "
-            f"replica{'s' if needed != 1 else ''} for stage {stage.name}{why}"
-        )
-        if held.pods_waiting_since is None:
-            held.pods_waiting_since = self.now
-        deadline = parse_duration(self.spec.strategy.progress_deadline)
-        left = (held.pods_waiting_since + deadline - self.now).total_seconds()
-        if left <= 0 and not held.hold:
-            message = (
-                f"progress deadline {self.spec.strategy.progress_deadline} exceeded: {waiting}"
-            )
-            if self.spec.strategy.on_progress_deadline == "rollback":
-                self.rollback(message)
-                return
-            held.hold, held.deadline_exceeded = message, True
-            self.event("ProgressDeadlineExceeded", message)
-        if held.hold:
-            self.set_phase("Paused", held.hold)
-            return
-        self.set_phase("Paused" if self.spec.paused else "Pending", waiting)
-        self.requeue(min(2.0, max(left, 0.1)))
-
-    def ready_share(self, candidate: str, stable: str) -> int:
-        """The candidate's ready pods over all ready pods, in percent."""
-        ready = {
-            revision: found.ready_replicas
-            if (found := self.observed.revisions.get(revision))
-            else 0
-            for revision in (candidate, stable)
-        }
-        total = sum(ready.values())
-        return round(100 * ready[candidate] / total) if total else 0
-
     def supersede(self, candidate: str | None) -> None:
         reason = f"superseded by revision {self.revision}"
         self.history(candidate or "", "Superseded", reason, self.st.candidate_since)
@@ -276,7 +236,7 @@ class _Planner(Bookkeeping):
             self.requeue(1)
             return
         if CAPABILITIES[self.spec.traffic.provider].split_follows_replicas:
-            self.st.stage.effective_weight = self.ready_share(candidate, stable)
+            self.st.stage.effective_weight = self.observed.ready_share(candidate, stable)
         if self.st.stage.started_at is None:
             self.st.stage.started_at = self.now
             self.event("StageStarted", f"stage {stage.name}: {_route_text(stage)} to {candidate}")
@@ -312,65 +272,6 @@ class _Planner(Bookkeeping):
         if self.verdict.analyzed:  # the next stage passes on its own measurements only
             self.verdict = StageVerdict(passed=False, reason="the stage is not analysed yet")
         self.progress(stable)  # the next stage's route in this same decision, if ready for it
-
-    def held_by_analysis(self, stage: Stage, phase: str) -> bool:
-        """Error past onError.after, or a stage past its longest time without a Pass
-        (Inconclusive): roll back or pause for a person, as the spec says. True when acted."""
-        assert self.st.stage is not None and self.st.stage.started_at is not None
-        on_error = self.spec.strategy.analysis.on_error
-        since = self.st.stage.error_since
-        if self.verdict.error:
-            if since is None or self.now - since < parse_duration(on_error.after):
-                if since is not None:
-                    self.requeue(
-                        (since + parse_duration(on_error.after) - self.now).total_seconds()
-                    )
-                self.set_phase(
-                    phase,
-                    f"stage {stage.name}: holding traffic, analysis cannot measure: "
-                    f"{self.verdict.reason}",
-                )
-                return True
-            reason = f"analysis failing for {on_error.after}: {self.verdict.reason}"
-            if on_error.action == "rollback":
-                self.rollback(reason)
-            else:
-                self.hold("AnalysisErrorPaused", reason)
-            return True
-        if self.verdict.pending:  # the window asked for may yet pass the stage
-            return False
-        clock = self.st.stage.waiting_since or self.st.stage.started_at
-        if self.now - clock < stage.longest:
-            self.requeue((clock + stage.longest - self.now).total_seconds())
-            return False
-        self.st.analysis = inconclusive(self.st.analysis)
-        self.st.stage.inconclusive = True
-        waited = int((self.now - clock).total_seconds())
-        self.hold(
-            "Inconclusive",
-            f"stage {stage.name} inconclusive: no Pass after {waited}s: {self.verdict.reason}",
-        )
-        return True
-
-    def hold(self, reason: str, message: str) -> None:
-        """Pauses the stage for a person: the route stays, the phase is Paused."""
-        assert self.st.stage is not None
-        message = (
-            f"{message}; `kubectl finetune resume {self.name}` to try again, "
-            f"`kubectl finetune abort {self.name}` to roll back"
-        )
-        self.st.stage.hold = message
-        self.event(reason, message, warning=True)
-        self.set_phase("Paused", message)
-
-    def held_route(self, stable: str, candidate: str) -> Route:
-        route = self.observed.route
-        found = self.observed.revisions.get(candidate)
-        if route is None or not route.revisions <= {stable, candidate}:
-            return Route.only(stable)
-        if candidate in route.revisions and not (found and found.available):
-            return Route.only(stable)
-        return route
 
     def route_in_place(self, route: Route, doing: str) -> bool:
         """Asks for `route`; True once it is observed in place. A phase that says where traffic

@@ -43,6 +43,15 @@ class Observed:
         found = self.revisions.get(revision)
         return bool(found and found.available and found.ready_replicas >= replicas)
 
+    def ready_share(self, candidate: str, stable: str) -> int:
+        """The candidate's ready pods over both revisions' ready pods, in percent."""
+        ready = {
+            r: found.ready_replicas if (found := self.revisions.get(r)) else 0
+            for r in (candidate, stable)
+        }
+        total = sum(ready.values())
+        return round(100 * ready[candidate] / total) if total else 0
+
 
 @dataclass(frozen=True)
 class RevisionPlan:
