@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 from ftrelease.api.resource import GROUP, PLURAL, VERSION  # noqa: E402
 from ftrelease.api.revision import revision_of  # noqa: E402
 from ftrelease.api.validation import validate_release  # noqa: E402
-from ftrelease.modelserver.digest import artifact_digest  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from rich.console import Console, Group  # noqa: E402
 from rich.live import Live  # noqa: E402
@@ -40,7 +39,7 @@ from tests.api_cases import load_example  # noqa: E402
 from tests.cluster.gateway import GatewayStandIn  # noqa: E402
 from tests.cluster.localcluster import REPO_ROOT, LocalCluster, build_binaries  # noqa: E402
 from tests.cluster.localprometheus import LocalPrometheus  # noqa: E402
-from tests.e2e.conftest import bind_models_claim  # noqa: E402
+from tests.e2e.conftest import TinyModels, bind_models_claim  # noqa: E402
 from tests.operator_process import OperatorProcess  # noqa: E402
 from tests.tiny_models import (  # noqa: E402
     SUPPORT_OUTPUT_FORMAT,
@@ -81,18 +80,12 @@ class Steps:
         return time.monotonic() - self.started
 
 
-def release_doc(models: Any, adapter: str, stage_seconds: int) -> dict[str, Any]:
+def release_doc(models: TinyModels, adapter: str, stage_seconds: int) -> dict[str, Any]:
     """The support-bot example, served by the builtin runtime from the tiny models."""
-    doc = load_example()
+    doc = models.use(load_example(), adapter)
     doc["metadata"]["namespace"] = NAMESPACE
     spec = doc["spec"]
     bundle = spec["bundle"]
-    bundle["baseModel"]["uri"] = "pvc://models/base"
-    bundle["artifact"] = {
-        "type": "adapter",
-        "uri": f"pvc://models/{adapter}",
-        "digest": artifact_digest(models.adapters[adapter]),
-    }
     bundle["dataset"]["version"] = f"tickets-{adapter}"
     bundle["prompt"] = {"system": SUPPORT_SYSTEM, "outputFormat": SUPPORT_OUTPUT_FORMAT}
     spec["serving"] = {"runtime": "builtin", "replicas": 1}
@@ -257,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             "Training tiny models on the CPU: a base model and LoRA adapters v1 and v2 (good) "
             "and v3-bad (plain text instead of JSON on refund questions)"
         ):
-            models = build_support_models(args.workdir / "models")
+            built = build_support_models(args.workdir / "models")
+            models = TinyModels(args.workdir / "models", tuple(built.adapters))
             core = client.CoreV1Api(kube)
             core.create_namespace({"metadata": {"name": NAMESPACE}})
             bind_models_claim(core, NAMESPACE, args.workdir / "models")

@@ -167,7 +167,7 @@ def build_support_models(directory: Path) -> SupportModels:
     adapters = {
         version: train_adapter(
             base,
-            directory / version,
+            directory / "adapters" / version,
             SUPPORT_SYSTEM,
             list(support_answers(version).items()),
             seed=seed,

@@ -363,13 +363,7 @@ class PodRunner(threading.Thread):
         if self.kubelet.stopping.is_set():
             return  # the kubelet stops, the pods stay (a node restart)
         if self.pod["metadata"].get("deletionTimestamp"):
-            with contextlib.suppress(ApiException):
-                self.kubelet.core.delete_namespaced_pod(
-                    self.pod_name,
-                    self.namespace,
-                    body={"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}},
-                    grace_period_seconds=0,
-                )
+            self.kubelet.remove(self.pod)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def _mount_volumes(self) -> None:
@@ -532,7 +526,8 @@ class LocalKubelet:
     def _seen(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"]["uid"]
         ip = (pod.get("status") or {}).get("podIP")
-        if ip and is_pod_ip(ip):
+        ip = ip if ip and is_pod_ip(ip) else None  # an address of this kubelet's network
+        if ip:
             self.addresses.add(ip)
         runner = self.runners.get(uid)
         if runner is not None:
@@ -545,19 +540,24 @@ class LocalKubelet:
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return
         if pod["metadata"].get("deletionTimestamp") and not ip:
-            with contextlib.suppress(ApiException):  # never started: nothing to stop
-                self.core.delete_namespaced_pod(
-                    pod["metadata"]["name"],
-                    pod["metadata"]["namespace"],
-                    grace_period_seconds=0,
-                    body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
-                )
+            self.remove(pod)  # never started: nothing to stop
             return
-        runner = PodRunner(self, pod, ip if ip and is_pod_ip(ip) else self._allocate())
+        runner = PodRunner(self, pod, ip or self._allocate())
         self.runners[uid] = runner
         if pod["metadata"].get("deletionTimestamp"):
             runner.terminate.set()
         runner.start()
+
+    def remove(self, pod: dict[str, Any]) -> None:
+        """The kubelet's last word on a deleted pod: remove it now (this uid only)."""
+        meta = pod["metadata"]
+        with contextlib.suppress(ApiException):  # already gone
+            self.core.delete_namespaced_pod(
+                meta["name"],
+                meta["namespace"],
+                grace_period_seconds=0,
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
+            )
 
     def _gone(self, uid: str) -> None:
         runner = self.runners.pop(uid, None)

@@ -99,12 +99,6 @@ class LocalPrometheus:
         others = [c for c in self.scrape_configs if c["job_name"] != job["job_name"]]
         self.configure([*others, job])
 
-    def targets(self) -> list[dict[str, Any]]:
-        """The active targets, with their labels, health and last error."""
-        response = httpx.get(f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=10)
-        response.raise_for_status()
-        return response.json()["data"]["activeTargets"]
-
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query; returns Prometheus' `data.result` list or raises with its error."""
         response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)

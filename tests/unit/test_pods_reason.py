@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ftrelease.operator.pods import why_unavailable
+from ftrelease.operator.pods import event_problem, pod_problem
 
 
 def pod(name: str, **status) -> dict:
@@ -24,7 +24,7 @@ def test_unschedulable_names_the_schedulers_message():
         ],
     )
     running = pod("bot-a", phase="Running", conditions=[{"type": "Ready", "status": "True"}])
-    assert why_unavailable([running, pending], []) == (
+    assert pod_problem([running, pending]) == (
         "pod bot-b Unschedulable: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
     )
 
@@ -42,7 +42,7 @@ def test_a_crash_loop_says_the_last_exit():
             }
         ],
     )
-    assert why_unavailable([crashing], []) == (
+    assert pod_problem([crashing]) == (
         "pod bot-a container model CrashLoopBackOff: back-off 40s "
         "(last exit code 1: no such file: /models/x)"
     )
@@ -76,8 +76,9 @@ def test_a_server_that_is_not_ready_is_told_by_its_newest_probe_event():
             "involvedObject": {"name": "bot-a"},
         },
     ]
-    assert why_unavailable([starting], events) == (
+    assert pod_problem([starting]) is None
+    assert event_problem(events) == (
         "pod bot-a Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503: "
         "digest mismatch"
     )
-    assert why_unavailable([starting], []) is None
+    assert event_problem([]) is None

@@ -27,7 +27,7 @@ from ftrelease.traffic.routers import ROUTERS
 from . import metrics
 from .cache import Cache
 from .kube import REVISION_KINDS, Kube
-from .pods import why_unavailable
+from .pods import event_problem, pod_problem
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class KubeCluster:
         router = ROUTERS[self.spec.traffic.provider]
         config_maps = cache.owned("ConfigMap", ref)
         revisions = {}
+        candidate = (self.body.get("status") or {}).get("candidateRevision")
         for name, deployment in cache.owned("Deployment", ref).items():
             revision = deployment["metadata"]["labels"].get(REVISION_LABEL)
             if not revision or name != object_name(ref.name, revision):
@@ -61,7 +62,11 @@ class KubeCluster:
                 available=available,
                 bundle=_bundle(config_maps.get(name)),
                 applied=applied_digest(deployment),
-                unavailable=self._why_unavailable(revision) if ready < replicas else None,
+                unavailable=(
+                    self._why_unavailable(revision)
+                    if ready < replicas and revision == candidate
+                    else None
+                ),
             )
         found = cache.owned(router.kind, ref).get(ref.name)
         route = router.read_route(ref, found) if found else None
@@ -72,11 +77,14 @@ class KubeCluster:
         then, and a failed read only leaves the reason unknown)."""
         selector = f"{RELEASE_LABEL}={self.ref.name},{REVISION_LABEL}={revision}"
         try:
-            pods, events = self.kube.pods_and_events(self.ref.namespace, selector)
+            pods = self.kube.pods(self.ref.namespace, selector)
+            if found := pod_problem(pods):
+                return found
+            unready = [p["metadata"]["name"] for p in pods if not _pod_ready(p)]
+            return event_problem(self.kube.pod_events(self.ref.namespace, unready))
         except Exception as exc:  # the reason is a courtesy; the rollout does not depend on it
             log.info("%s: pods of %s not read: %s", self.ref.name, revision, exc)
             return None
-        return why_unavailable(pods, events)
 
     def apply(self, decision: Decision, observed: Observed) -> None:
         """Writes the Decision; each answer goes into the cache (write-through)."""
@@ -178,3 +186,8 @@ def status_patch(current: dict[str, Any], new: FineTuneReleaseStatus) -> dict[st
     """The status merge patch, or None when nothing changed; kopf's own field is left alone."""
     ours = {k: v for k, v in current.items() if k != "kopf"}
     return merge_patch(ours, new.to_wire()) or None
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

@@ -88,20 +88,22 @@ class Kube:
         items = [item for found in lists for item in found["items"]]
         return items, min(int(found["metadata"]["resourceVersion"]) for found in lists)
 
-    def pods_and_events(
-        self, namespace: str, selector: str
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The pods matching `selector` and the Events on them (why they are not available)."""
-        pods = self.resource("v1", "Pod").get(namespace=namespace, label_selector=selector)
-        items = pods.to_dict()["items"]
+    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return (
+            self.resource("v1", "Pod")
+            .get(namespace=namespace, label_selector=selector)
+            .to_dict()["items"]
+        )
+
+    def pod_events(self, namespace: str, pods: list[str]) -> list[dict[str, Any]]:
         events = []
-        for pod in items:
+        for name in pods:
             found = self.resource("v1", "Event").get(
                 namespace=namespace,
-                field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod['metadata']['name']}",
+                field_selector=f"involvedObject.kind=Pod,involvedObject.name={name}",
             )
             events += found.to_dict()["items"]
-        return items, events
+        return events
 
     def exists(self, ref: ReleaseRef) -> bool:
         """Whether the release (this uid) is still there: one read, after a write found nothing."""

@@ -19,10 +19,9 @@ PROBLEM_WAITING = {
 EVENT_REASONS = ("Unhealthy", "FailedMount", "FailedScheduling", "BackOff", "Failed")
 
 
-def why_unavailable(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> str | None:
-    """The first problem found, pod by pod, most telling first: unschedulable, a container
-    that cannot start or keeps crashing, then the newest warning Event (a failed readiness probe
-    says why the server is not ready). None when no pod says anything."""
+def pod_problem(pods: list[dict[str, Any]]) -> str | None:
+    """What the pods' own status says, most telling first: unschedulable (the scheduler's
+    message), then a container that cannot start or keeps crashing (with its last exit)."""
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         name = pod["metadata"]["name"]
         status = pod.get("status") or {}
@@ -40,11 +39,17 @@ def why_unavailable(pods: list[dict[str, Any]], events: list[dict[str, Any]]) ->
                         f": {last['message'].strip()})" if last.get("message") else ")"
                     )
                 return f"pod {name} container {container['name']} {waiting['reason']}: {detail}"
+    return None
+
+
+def event_problem(events: list[dict[str, Any]]) -> str | None:
+    """The newest warning Event on the pods (a failed readiness probe says why the server is
+    not ready)."""
     warnings = [
         e for e in events if e.get("type") == "Warning" and e.get("reason") in EVENT_REASONS
     ]
-    if warnings:
-        newest = max(warnings, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-        pod = (newest.get("involvedObject") or {}).get("name", "")
-        return f"pod {pod} {newest['reason']}: {newest.get('message', '')}"
-    return None
+    if not warnings:
+        return None
+    newest = max(warnings, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    pod = (newest.get("involvedObject") or {}).get("name", "")
+    return f"pod {pod} {newest['reason']}: {newest.get('message', '')}"
