@@ -76,6 +76,14 @@ def _replicas_split_untrue(doc: dict[str, Any]) -> None:
     ]
 
 
+def _replicas_provider_keeps_previous_warm(doc: dict[str, Any]) -> None:
+    """Its Service selects every pod of the release: a kept pod would take live traffic."""
+    doc["spec"]["traffic"] = {"provider": "replicas"}
+    doc["spec"]["serving"]["replicas"] = 4
+    doc["spec"]["strategy"]["stages"] = [{"name": "full", "weight": 100}]
+    doc["spec"]["strategy"]["keepPreviousStable"] = {"replicas": 1}
+
+
 def _one_replica_default_stages(doc: dict[str, Any]) -> None:
     doc["spec"]["traffic"] = {"provider": "replicas"}
     doc["spec"]["serving"]["replicas"] = 1
@@ -232,6 +240,11 @@ CASES: list[InvalidCase] = [
     ),
     InvalidCase("replicas-provider-mirror", _replicas_with_mirror, "spec.strategy.stages"),
     InvalidCase("replicas-split-untrue", _replicas_split_untrue, "spec.strategy.stages"),
+    InvalidCase(
+        "replicas-provider-keeps-previous-warm",
+        _replicas_provider_keeps_previous_warm,
+        "spec.strategy.keepPreviousStable.replicas",
+    ),
     InvalidCase(
         "replicas-one-pod-default-stages", _one_replica_default_stages, "spec.strategy.stages"
     ),

@@ -35,7 +35,7 @@ from kubernetes import client, config
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ftrelease.api.resource import GROUP, PLURAL, VERSION
-from ftrelease.rollout.types import ABORT
+from ftrelease.rollout.commands import ABORT
 
 from tests.api_cases import load_example
 from tests.cluster.localcluster import (

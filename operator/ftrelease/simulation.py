@@ -34,7 +34,8 @@ from ftrelease.api.revision import revision_of
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.api.strategy import RATE_TEMPLATES, Metric
-from ftrelease.rollout.types import APPROVE, Route
+from ftrelease.rollout.commands import APPROVE
+from ftrelease.rollout.types import Route
 from ftrelease.rollout.world import World
 
 TREATMENTS = ("pass", "fail", "nodata")

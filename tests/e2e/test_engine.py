@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from ftrelease.rollout.types import ABORT
+from ftrelease.rollout.commands import ABORT
 
 from tests.cluster.localcluster import LocalCluster
 from tests.cluster.processes import free_port, wait_until

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ftrelease.rollout import cycle
-from ftrelease.rollout.types import RESUME
+from ftrelease.rollout.commands import RESUME
 
 from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from ftrelease.rollout.commands import ABORT, APPROVE, PROMOTE, RESUME, RETRY
 from ftrelease.rollout.replicas import candidate_replicas
-from ftrelease.rollout.types import ABORT, APPROVE, PROMOTE, RESUME, RETRY, Route
+from ftrelease.rollout.types import Route
 
 from tests.unit.rollout_world import Counted, World, spec_with, with_bundle_version
 
@@ -58,9 +59,12 @@ def test_a_new_bundle_walks_every_stage_with_exact_routes_and_is_promoted():
     assert world.status.stable_revision == candidate
     assert world.route == Route.only(candidate)
     assert [h.outcome for h in world.status.history][:2] == ["Promoted", "Promoted"]
-    # The old stable stays warm for scaleDownDelay (10m), then goes to zero but is kept.
+    # The old stable keeps all its pods for scaleDownDelay (10m), then one pod for
+    # keepPreviousStable's 24h (a quick rollback), then none; its objects are kept.
     assert world.replicas[stable] == 2
     world.advance(601)
+    assert world.replicas[stable] == 1
+    world.advance(24 * 3600 - 601)
     assert world.replicas[stable] == 0
     assert stable in world.bundles
 
@@ -207,7 +211,7 @@ def test_a_bundle_equal_to_a_retained_revision_reuses_it_without_stages():
         world.advance(61)
     new = world.revision
     assert world.status.stable_revision == new
-    world.advance(601)
+    world.advance(24 * 3600)  # past keepPreviousStable: cold
     assert world.replicas[old] == 0
     world.spec = old_spec
     world.step()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ftrelease.rollout.types import ABORT, APPROVE, RETRY
+from ftrelease.rollout.commands import ABORT, APPROVE, RETRY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

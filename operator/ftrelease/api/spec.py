@@ -232,6 +232,14 @@ SPEC_RULES = (
         field_path=".strategy.stages",
         message_expression=_cel_split_message(),
     ),
+    cel(
+        "self.traffic.provider != 'replicas' || !has(self.strategy.keepPreviousStable) || "
+        "!has(self.strategy.keepPreviousStable.replicas) || "
+        "self.strategy.keepPreviousStable.replicas == 0",
+        "the replicas provider sends live traffic to every pod of the release, so a previous "
+        "stable cannot be kept warm: set 0 or use traffic.provider gateway-api",
+        field_path=".strategy.keepPreviousStable.replicas",
+    ),
 )
 
 
@@ -268,6 +276,9 @@ class FineTuneReleaseSpec(ApiModel):
                     f"{metric.name}: {SPEC_RULES[3]['message']}; got {bound}",
                 )
         self._check_replica_split()
+        kept = self.strategy.keep_previous_stable.replicas
+        if self.traffic.provider == "replicas" and kept:
+            raise error_at("strategy.keepPreviousStable.replicas", SPEC_RULES[-1]["message"])
         known = self.bundle.evals.scores
         for field, names in (
             ("minScores", self.gate.evals.min_scores),
@@ -304,6 +315,14 @@ class FineTuneReleaseSpec(ApiModel):
                     f"{share:.0f}% of traffic to the candidate ({pods} of {replicas} pods); "
                     f"{SPLIT_HELP}",
                 )
+
+    @property
+    def kept_previous_pods(self) -> int:
+        """The pods a previous stable keeps after scaleDownDelay (keepPreviousStable)."""
+        kept = self.strategy.keep_previous_stable.replicas
+        if kept is None:
+            kept = 0 if CAPABILITIES[self.traffic.provider].split_follows_replicas else 1
+        return min(kept, self.serving.replicas)
 
     @property
     def stages(self) -> list[Stage]:

@@ -105,21 +105,58 @@ class Condition(StatusModel):
 
 
 class HistoryEntry(StatusModel):
+    """One rollout of one revision, newest first in status.history."""
+
     revision: str
-    bundle: dict[str, str] = Field(default_factory=dict, description="A one-line summary.")
+    bundle: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The revision's whole bundle, as applied (kubectl finetune history, diff).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
     outcome: str
     reason: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    started_by: str | None = Field(
+        default=None,
+        description="Who set the bundle (the field manager that wrote spec.bundle) or the command.",
+    )
+    ended_by: str | None = Field(
+        default=None, description="What ended it: analysis, the stages, or a person's command."
+    )
 
 
 class RetiredRevision(StatusModel):
-    """A revision that no longer serves: kept warm for `scaleDownAfterSeconds`, then at zero
-    replicas until it falls out of `revisionHistoryLimit` and its objects are deleted."""
+    """A revision that no longer serves: it keeps its pods for `scaleDownAfterSeconds`; then a
+    previous stable keeps strategy.keepPreviousStable's pods for its time, and anything else
+    none, until it falls out of `revisionHistoryLimit` and its objects are deleted."""
 
     revision: str
     since: datetime
     scale_down_after_seconds: int = 0
+    role: Literal["stable", "candidate"] = Field(
+        default="candidate",
+        description=(
+            "stable: it served all traffic until then (a previous stable, kept warm by "
+            "strategy.keepPreviousStable, the default target of kubectl finetune rollback)."
+        ),
+    )
+
+
+class RollbackRequest(StatusModel):
+    """kubectl finetune rollback, under way: traffic moves once the target has its pods."""
+
+    revision: str = Field(description="The revision all traffic goes to.")
+    by: str
+    reason: str = ""
+    requested_at: datetime
+    spec_revision: str = Field(description="The spec's revision when asked; held afterwards.")
+    pods_needed: int = Field(
+        description=(
+            "Ready pods the target needs before traffic moves: as many as it was kept warm "
+            "with (keepPreviousStable), or serving.replicas for a target that was cold."
+        )
+    )
 
 
 class FineTuneReleaseStatus(StatusModel):
@@ -133,6 +170,12 @@ class FineTuneReleaseStatus(StatusModel):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     candidate_revision: str | None = None
+    rolling_back_to: RollbackRequest | None = Field(
+        default=None, description="A rollback by command that waits for its target's pods."
+    )
+    started_by: str | None = Field(
+        default=None, description="Who started the current candidate's rollout."
+    )
     moved_on_by: str | None = Field(
         default=None,
         description="Who moved the candidate on by command (kubectl finetune promote), and how.",

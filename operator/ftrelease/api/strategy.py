@@ -237,6 +237,22 @@ def default_metrics() -> list[Metric]:
     return [Metric(name="errors", template="error-rate", judge="sequential", margin=0.1)]
 
 
+class KeepPreviousStable(ApiModel):
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Pods the previous stable keeps once scaleDownDelay is over (at most "
+            "serving.replicas). A rollback to it moves all traffic as soon as it has this many "
+            "ready pods, and scales it back up at the same time. Default 1; 0 with the replicas "
+            "provider, whose Service would send a kept pod live traffic."
+        ),
+    )
+    duration: Duration = Field(
+        default="24h", description="How long after the promotion it keeps them; then zero."
+    )
+
+
 class OnError(ApiModel):
     after: Duration = "10m"
     action: Literal["pause", "rollback"] = "pause"
@@ -279,7 +295,14 @@ class Strategy(ApiModel):
         json_schema_extra=cel_rules(*STAGES_RULES),
     )
     analysis: Analysis = Field(default_factory=Analysis)
-    scale_down_delay: Duration = "10m"
+    scale_down_delay: Duration = Field(
+        default="10m",
+        description="How long the previous stable keeps all its pods after a promotion.",
+    )
+    keep_previous_stable: KeepPreviousStable = Field(
+        default_factory=KeepPreviousStable,
+        description="Pods the previous stable keeps after scaleDownDelay, for a quick rollback.",
+    )
     abort_scale_down_delay: Duration = "30s"
     revision_history_limit: int = Field(default=3, ge=0, le=50)
     progress_deadline: Duration = Field(

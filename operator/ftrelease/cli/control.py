@@ -1,20 +1,25 @@
-"""Commands for a running release: abort, approve, retry, promote, pause, resume (status is in
-status.py). abort, approve, retry and promote set an annotation that the operator acts on and
-removes (promote's names who asked, as the apiserver knows them); pause and resume set
-spec.paused (a spec change, so GitOps tools see the drift); resume also releases a hold the
-operator put on a stage (Inconclusive, onError: pause, a missed progress deadline)."""
+"""Commands for a running release: rollback, abort, approve, retry, promote, pause, resume
+(status is in status.py). Each sets an annotation that the operator acts on once and removes,
+naming who asked (the user as the apiserver knows them, from a SelfSubjectReview) and the reason
+given; the operator answers every one with an Event. pause and resume also set spec.paused (a
+spec change, so GitOps tools see the drift); resume also releases a hold the operator put on a
+stage (Inconclusive, onError: pause, a missed progress deadline). A command that the release's
+state makes meaningless is refused here, before anything is written."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from typing import Any
 
 from kubernetes import config
 from kubernetes.client import AuthenticationV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
 
 from ftrelease.api.resource import GROUP, PLURAL, VERSION
-from ftrelease.rollout.types import ABORT, APPROVE, PROMOTE, RESUME, RETRY
+from ftrelease.api.status import FineTuneReleaseStatus
+from ftrelease.rollout import commands
+from ftrelease.rollout.types import IN_PROGRESS
 
 
 class Releases:
@@ -33,52 +38,103 @@ class Releases:
 
     def whoami(self) -> str:
         """The user this kubeconfig is, as the apiserver sees it (a SelfSubjectReview)."""
-        review = AuthenticationV1Api(self.client).create_self_subject_review(
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        )
+        try:
+            review = AuthenticationV1Api(self.client).create_self_subject_review(
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+            )
+        except ApiException as exc:  # an apiserver older than 1.28, or the review forbidden
+            return f"an unknown user (SelfSubjectReview failed: {exc.status} {exc.reason})"
         return review.status.user_info.username
 
 
-def _request(args: argparse.Namespace, command: str, value: str) -> int:
-    Releases(args).patch(args.name, {"metadata": {"annotations": {command: value}}})
-    print(
-        f"{args.name}: {command.split('/')[-1]} requested; `kubectl finetune status "
-        f"{args.name}` shows when the operator acted"
-    )
-    return 0
+class Refused(Exception):
+    """The release's state makes the command meaningless; nothing was written."""
 
 
-def abort(args: argparse.Namespace) -> int:
-    return _request(args, ABORT, args.reason)
+def _status(body: dict[str, Any]) -> FineTuneReleaseStatus:
+    return FineTuneReleaseStatus.model_validate(body.get("status") or {})
 
 
-def approve(args: argparse.Namespace) -> int:
-    return _request(args, APPROVE, args.stage)
+def _in_progress(st: FineTuneReleaseStatus) -> bool:
+    return st.phase in IN_PROGRESS and st.candidate_revision not in (None, st.stable_revision)
 
 
-def retry(args: argparse.Namespace) -> int:
-    return _request(args, RETRY, "retry")
+def rollback_target(name: str, st: FineTuneReleaseStatus, wanted: str) -> str:
+    """The revision a rollback goes to, as the operator will choose it: during a rollout the
+    stable; otherwise the previous stable, or the retained revision `wanted` names (a prefix
+    will do). Refused when there is none."""
+    stable = st.stable_revision
+    if stable is None:
+        raise Refused(f"{name} has no stable revision yet: nothing to roll back to")
+    retained = [r.revision for r in st.retired if r.revision != stable]
+    if not wanted:
+        if _in_progress(st):
+            return stable
+        previous = next(
+            (r.revision for r in st.retired if r.role == "stable" and r.revision != stable), None
+        )
+        if previous is None:
+            raise Refused(
+                f"{name}: no previous stable revision is retained (retained: "
+                f"{', '.join(retained) or 'none'}); name one with --to"
+            )
+        return previous
+    matches = [r for r in dict.fromkeys([stable, *retained]) if r.startswith(wanted)]
+    if len(matches) != 1:
+        which = "matches more than one" if matches else "is not a retained revision"
+        raise Refused(
+            f"{name}: --to {wanted} {which} (stable {stable}; retained: "
+            f"{', '.join(retained) or 'none'}; `kubectl finetune history {name}` lists them)"
+        )
+    if matches[0] == stable and not _in_progress(st):
+        raise Refused(f"{name}: revision {stable} already serves all traffic")
+    return matches[0]
 
 
-def promote(args: argparse.Namespace) -> int:
-    releases = Releases(args)
-    request = json.dumps({"full": args.full, "by": releases.whoami()})
-    releases.patch(args.name, {"metadata": {"annotations": {PROMOTE: request}}})
-    what = "promotion to 100%" if args.full else "completion of the current stage"
-    print(
-        f"{args.name}: {what} requested; `kubectl finetune status {args.name}` shows when the "
-        "operator acted"
-    )
-    return 0
+def _check(command: str, name: str, body: dict[str, Any], args: argparse.Namespace) -> dict:
+    """The command's own arguments, or Refused when the release's state makes it meaningless."""
+    st = _status(body)
+    if command == commands.ROLLBACK:
+        return {"to": rollback_target(name, st, args.to or "")}
+    if command == commands.ABORT and not _in_progress(st):
+        serving = (
+            f": revision {st.stable_revision} serves all traffic" if st.stable_revision else ""
+        )
+        raise Refused(
+            f"{name} has no rollout in progress to abort (phase {st.phase or 'Pending'}{serving}). "
+            f"To put the previous stable back: kubectl finetune rollback {name}"
+        )
+    if command in (commands.PROMOTE, commands.APPROVE) and not _in_progress(st):
+        raise Refused(f"{name} has no rollout in progress (phase {st.phase or 'Pending'})")
+    if command == commands.RETRY and st.phase not in ("RolledBack", "Gated"):
+        raise Refused(f"{name} has nothing to retry (phase {st.phase or 'Pending'})")
+    if command == commands.PROMOTE:
+        return {"full": args.full}
+    if command == commands.APPROVE:
+        return {"stage": args.stage}
+    return {}
 
 
-def set_paused(paused: bool):
+def request(command: str, spec: dict[str, Any] | None = None):
     def run(args: argparse.Namespace) -> int:
-        patch: dict[str, Any] = {"spec": {"paused": paused}}
-        if not paused:
-            patch["metadata"] = {"annotations": {RESUME: "resume"}}
-        Releases(args).patch(args.name, patch)
-        print(f"{args.name}: {'paused' if paused else 'resumed'}")
+        releases = Releases(args)
+        try:
+            found = _check(command, args.name, releases.get(args.name), args)
+        except Refused as refused:
+            print(f"error: {refused}", file=sys.stderr)
+            return 1
+        by = releases.whoami()
+        value = commands.encode(by, args.reason, **found)
+        patch: dict[str, Any] = {"metadata": {"annotations": {command: value}}}
+        if spec is not None:
+            patch["spec"] = spec
+        releases.patch(args.name, patch)
+        what = command.removeprefix(commands.COMMAND_PREFIX)
+        detail = ", ".join(f"{k} {v}" for k, v in found.items() if v not in ("", False))
+        print(
+            f"{args.name}: {what}{f' ({detail})' if detail else ''} requested by {by}; "
+            f"`kubectl finetune status {args.name}` shows when the operator acted"
+        )
         return 0
 
     return run
@@ -91,24 +147,36 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("-n", "--namespace", help="namespace (default: the context's)")
         parser.add_argument("--kubeconfig")
         parser.add_argument("--context")
+        parser.add_argument("--reason", default="", help="recorded in the Event and history")
         parser.set_defaults(func=func)
         return parser
 
-    command("abort", "roll back to stable now (one route write)", abort).add_argument(
-        "--reason", default="", help="recorded in status and the Event"
+    command(
+        "rollback",
+        "all traffic to the previous stable (or --to a retained revision) in one route write",
+        request(commands.ROLLBACK),
+    ).add_argument("--to", help="a retained revision (`kubectl finetune history` lists them)")
+    command(
+        "abort", "end the rollout in progress: all traffic back on stable", request(commands.ABORT)
     )
-    command("approve", "approve the current manual stage", approve).add_argument(
+    command("approve", "approve the current manual stage", request(commands.APPROVE)).add_argument(
         "--stage", default="", help="approve only if this is the current stage"
     )
-    command("retry", "roll a rolled-back or gated bundle out again from the first stage", retry)
     command(
-        "promote", "complete the current stage now (its time, analysis and approval)", promote
+        "retry",
+        "roll a rolled-back or gated bundle out again from the first stage",
+        request(commands.RETRY),
+    )
+    command(
+        "promote",
+        "complete the current stage now (its time, analysis and approval)",
+        request(commands.PROMOTE),
     ).add_argument(
         "--full", action="store_true", help="go straight to 100%% and promote, skipping the rest"
     )
-    command("pause", "hold the rollout where it is", set_paused(True))
+    command("pause", "hold the rollout where it is", request(commands.PAUSE, {"paused": True}))
     command(
         "resume",
         "let a paused or held rollout go on (held: analysis tries again)",
-        set_paused(False),
+        request(commands.RESUME, {"paused": False}),
     )

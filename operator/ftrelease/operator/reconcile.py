@@ -13,7 +13,7 @@ from ftrelease.api.ownership import ReleaseRef
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.rollout import cycle
-from ftrelease.rollout.types import COMMANDS
+from ftrelease.rollout.commands import COMMANDS
 
 from . import metrics
 from .applier import KubeCluster
@@ -52,7 +52,13 @@ class Reconciler:
             annotations = meta.get("annotations") or {}
             commands = {k: v for k, v in annotations.items() if k in COMMANDS}
             release = cycle.Release(
-                ref.name, ref.namespace, spec, before, meta.get("generation"), commands
+                ref.name,
+                ref.namespace,
+                spec,
+                before,
+                meta.get("generation"),
+                commands,
+                bundle_manager(meta),
             )
             measured = measuring = None
             if self.measurements is not None:
@@ -81,3 +87,16 @@ class Reconciler:
                 return CONFLICT_RETRY
         metrics.record(ref, before, decision)
         return decision.requeue_after
+
+
+def bundle_manager(meta: dict) -> str | None:
+    """Who last wrote spec.bundle, as the apiserver's managedFields name them: the field
+    manager (kubectl-client-side-apply, argocd-controller, kustomize-controller...). The
+    apiserver keeps no user for a spec write; commands carry their user themselves."""
+    writes = [
+        entry
+        for entry in meta.get("managedFields") or []
+        if "f:bundle" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+    ]
+    latest = max(writes, key=lambda e: e.get("time") or "", default=None)
+    return latest.get("manager") if latest else None

@@ -14,9 +14,12 @@ from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus, HistoryEntry, RetiredRevision
 from ftrelease.api.verdict import StageVerdict
 
+from .commands import Command, parse
 from .types import Decision, Event, Observed
 
-HISTORY_LIMIT = 20  # entries kept in status.history
+# Entries kept in status.history, each with its whole bundle (a bundle is a few KiB at most: a
+# prompt and an output schema), so the status stays far below the apiserver's object limit.
+HISTORY_LIMIT = 10
 
 
 def bundle_summary(bundle: Bundle) -> dict[str, str]:
@@ -37,14 +40,18 @@ class Bookkeeping:
     name: str
     spec: FineTuneReleaseSpec
     observed: Observed
-    commands: dict[str, str]
+    annotations: dict[str, str]  # the commands set (finetune.dev/*), as the annotations say
     now: datetime
     verdict: StageVerdict
     decision: Decision
+    bundle_set_by: str | None = None  # the field manager that last wrote spec.bundle
     revision: str = field(init=False)
+    commands: dict[str, Command] = field(init=False)
+    acted: set[str] = field(init=False, default_factory=set)  # commands acted on
 
     def __post_init__(self) -> None:
         self.revision = revision_of(self.spec.bundle)
+        self.commands = {k: parse(k, v) for k, v in self.annotations.items()}
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -66,32 +73,48 @@ class Bookkeeping:
     def requeue(self, seconds: float) -> None:
         self.decision.requeue(seconds)
 
-    def consume(self, command: str) -> str | None:
-        value = self.commands.get(command)
-        if value is not None and command not in self.decision.consumed_commands:
+    def consume(self, command: str) -> Command | None:
+        found = self.commands.get(command)
+        if found is not None and command not in self.decision.consumed_commands:
             self.decision.consumed_commands.append(command)
-        return value
+        return found
 
-    def history(self, revision: str, outcome: str, reason: str, started: datetime | None) -> None:
+    def act(self, command: Command, reason: str, what: str, warning: bool = False) -> None:
+        """The one Event a command leaves: what was done, who asked, why they said."""
+        self.acted.add(command.annotation)
+        self.event(reason, f"{what} {command.said}", warning)
+
+    def history(
+        self,
+        revision: str,
+        outcome: str,
+        reason: str,
+        started: datetime | None,
+        *,
+        ended_by: str,
+        started_by: str | None = None,
+    ) -> None:
         bundle = self.bundle_of(revision)
         entry = HistoryEntry(
             revision=revision,
-            bundle=bundle_summary(bundle) if bundle else {},
+            bundle=bundle.to_wire() if bundle else {},
             outcome=outcome,
             reason=reason,
             started_at=started,
             finished_at=self.now,
+            started_by=started_by or self.st.started_by,
+            ended_by=ended_by,
         )
         self.st.history = [entry, *self.st.history][:HISTORY_LIMIT]
 
-    def retire(self, revision: str | None, delay: str) -> None:
+    def retire(self, revision: str | None, delay: str, role: str = "candidate") -> None:
         if not revision:
             return
         seconds = int(parse_duration(delay).total_seconds())
-        self.st.retired = [
-            RetiredRevision(revision=revision, since=self.now, scale_down_after_seconds=seconds),
-            *(r for r in self.st.retired if r.revision != revision),
-        ]
+        entry = RetiredRevision(
+            revision=revision, since=self.now, scale_down_after_seconds=seconds, role=role
+        )
+        self.st.retired = [entry, *(r for r in self.st.retired if r.revision != revision)]
 
     def bundle_of(self, revision: str) -> Bundle | None:
         if revision == self.revision:
@@ -107,5 +130,6 @@ class Bookkeeping:
     def clear_candidate(self) -> None:
         self.st.candidate_revision = None
         self.st.candidate_since = None
+        self.st.started_by = None
         self.st.moved_on_by = None
         self.st.stage = None

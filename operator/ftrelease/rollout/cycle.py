@@ -7,7 +7,7 @@ in memory).
     measurements = measure each metric over window   the caller's I/O (Prometheus)
     decision = cycle(release, observed, now, ...)    pure: status, objects, route, events
 
-A command that changes course (abort) is acted on before any measurement: `wanted` asks for
+A command that changes course (abort, rollback) is acted on before any measurement: `wanted` asks for
 none while one is pending, so a slow or hung Prometheus never delays it."""
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 
 from . import clock
+from .commands import ABORT, ROLLBACK
 from .planner import plan
-from .types import ABORT, Decision, Observed
+from .types import Decision, Observed
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Release:
     status: FineTuneReleaseStatus
     generation: int | None = None
     commands: dict[str, str] = field(default_factory=dict)  # finetune.dev/* annotations
+    bundle_set_by: str | None = None  # the field manager that last wrote spec.bundle
 
 
 class Cluster(Protocol):
@@ -51,7 +53,7 @@ class Cluster(Protocol):
 
 def wanted(release: Release, now: datetime) -> clock.Window | None:
     """The window to measure before planning, or None."""
-    if ABORT in release.commands:
+    if ABORT in release.commands or ROLLBACK in release.commands:
         return None
     return clock.due(release.name, release.namespace, release.spec, release.status, now)
 
@@ -94,6 +96,7 @@ def cycle(
         generation=release.generation,
         commands=release.commands,
         verdict=verdict,
+        bundle_set_by=release.bundle_set_by,
     )
     decision.events[:0] = events
     if analysis and measuring is None:  # a measurement in flight wakes the release when done

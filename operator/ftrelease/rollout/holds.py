@@ -15,8 +15,8 @@ from .types import Route
 class Holds(Bookkeeping):
     """The planner's waiting and holding."""
 
-    def rollback(self, reason: str, *, reverted: bool = False) -> None:
-        raise NotImplementedError  # the planner's: all traffic back on stable
+    def rollback(self, reason: str, *, ended_by: str, reverted: bool = False) -> None:
+        raise NotImplementedError  # undo.py's: all traffic back on stable
 
     def wait_for_pods(self, candidate: str, needed: int, stage: Stage) -> None:
         """Waits for the candidate's ready pods, up to strategy.progressDeadline; past it, says
@@ -38,7 +38,7 @@ class Holds(Bookkeeping):
                 f"progress deadline {self.spec.strategy.progress_deadline} exceeded: {waiting}"
             )
             if self.spec.strategy.on_progress_deadline == "rollback":
-                self.rollback(message)
+                self.rollback(message, ended_by="the progress deadline")
                 return
             held.deadline_exceeded = True
             self.hold("ProgressDeadlineExceeded", message)
@@ -69,7 +69,7 @@ class Holds(Bookkeeping):
                 return True
             reason = f"analysis failing for {on_error.after}: {self.verdict.reason}"
             if on_error.action == "rollback":
-                self.rollback(reason)
+                self.rollback(reason, ended_by="analysis (onError: rollback)")
             else:
                 self.hold("AnalysisErrorPaused", reason)
             return True

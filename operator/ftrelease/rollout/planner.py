@@ -11,7 +11,6 @@ written again."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 from ftrelease.api.bundle import Bundle
@@ -23,26 +22,15 @@ from ftrelease.api.strategy import Stage
 from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 
 from .bookkeeping import bundle_summary
+from .commands import ABORT, APPROVE, COMMANDS, PAUSE, PROMOTE, RESUME, RETRY, ROLLBACK, Command
 from .conditions import conditions
 from .gate import gate_problem
-from .holds import Holds
 from .replicas import candidate_replicas, plan_revisions
-from .types import (
-    ABORT,
-    APPROVE,
-    COMMANDS,
-    IN_PROGRESS,
-    PROMOTE,
-    RESUME,
-    RETRY,
-    Decision,
-    Event,
-    Observed,
-    Route,
-)
+from .types import IN_PROGRESS, Decision, Observed, Route
+from .undo import Undo
 
 
-class _Planner(Holds):
+class _Planner(Undo):
     """The state machine: one method per state of a release, run once per Decision."""
 
     # ---- the decision ------------------------------------------------------------------------
@@ -53,14 +41,32 @@ class _Planner(Holds):
             self.first_release()
         else:
             self.with_stable(stable)
-        # Commands that mean nothing in this state are dropped, not left to fire later; an
-        # approval stays while a rollout is on, since it may name a stage still to come.
-        for command in COMMANDS:
-            if command != APPROVE or self.st.phase not in IN_PROGRESS:
-                self.consume(command)
+        self.drop_unused_commands()
         plan_revisions(self.spec, self.observed, self.decision, self.now, self.bundle_of)
         self.st.conditions = conditions(self.st, self.revision, self.now)
         return self.decision
+
+    def drop_unused_commands(self) -> None:
+        """Commands that mean nothing in this state are dropped, with an Event that says so, not
+        left to fire later; an approval stays while a rollout is on, since it may name a stage
+        still to come. A pause or resume is done by its spec change; its Event names who."""
+        for annotation in COMMANDS:
+            if annotation == APPROVE and self.st.phase in IN_PROGRESS:
+                continue
+            command = self.consume(annotation)
+            if command is None or annotation in self.acted:
+                continue
+            if annotation in (PAUSE, RESUME):
+                paused = annotation == PAUSE
+                self.act(command, "Paused" if paused else "Resumed", f"spec.paused={paused}")
+                continue
+            hint = (
+                f"; to put the previous stable back: kubectl finetune rollback {self.name}"
+                if annotation == ABORT
+                else ""
+            )
+            nothing = f"nothing to {command.name} in phase {self.st.phase or 'Pending'}{hint}"
+            self.act(command, "CommandIgnored", f"{command.name} ignored, {nothing}:", True)
 
     def first_release(self) -> None:
         """Nothing to compare against yet: gate it, bring it up, route everything to it."""
@@ -77,34 +83,49 @@ class _Planner(Holds):
             return
         if not self.route_in_place(Route.only(self.revision), "routing all traffic to it"):
             return
-        self.history(self.revision, "Promoted", "first revision", self.st.candidate_since)
+        self.history(
+            self.revision,
+            "Promoted",
+            "first revision",
+            self.st.candidate_since,
+            started_by=self.bundle_set_by,
+            ended_by="the operator",
+        )
         self.promoted(f"first revision {self.revision} serves all traffic")
 
     def with_stable(self, stable: str) -> None:
+        rollback = self.consume(ROLLBACK)
+        if rollback is not None:
+            self.start_rollback(stable, rollback)
+        if self.st.rolling_back_to is not None:
+            self.finish_rollback(stable)
+            return
         candidate = self.st.candidate_revision
         in_progress = self.st.phase in IN_PROGRESS and candidate not in (None, stable)
         if self.revision == stable:
             if in_progress:
-                self.rollback(f"bundle set back to stable revision {stable}", reverted=True)
+                self.rollback(
+                    f"bundle set back to stable revision {stable}",
+                    ended_by=self.bundle_set_by or "a spec change",
+                    reverted=True,
+                )
             else:
                 self.steady(stable)
         elif self.revision == candidate and in_progress:
-            if self.st.stage is None:
-                self.fast_rollback(stable)  # a rollback to a retained revision, in flight
-            else:
-                self.progress(stable)
+            self.progress(stable)
         elif self.revision == candidate:
             # Rolled back or gated: hold on stable until the bundle changes or a retry.
-            if self.consume(RETRY) is not None:
-                self.event("Retry", f"retrying revision {candidate} from the first stage")
-                self.start_candidate(stable)
+            retry = self.consume(RETRY)
+            if retry is not None:
+                self.act(retry, "Retry", f"retrying revision {candidate} from the first stage")
+                self.start_candidate(stable, started_by=retry.by)
             else:
                 self.steady(stable)
         else:
             if in_progress:
                 self.supersede(candidate)
             if self.revision in self.retained():
-                self.fast_rollback(stable)
+                self.set_back(stable)
             else:
                 self.start_candidate(stable)
 
@@ -118,7 +139,14 @@ class _Planner(Holds):
     def gated(self, problem: str) -> None:
         message = f"revision {self.revision} not deployed: {problem}"
         if self.st.phase != "Gated" or self.st.candidate_revision != self.revision:
-            self.history(self.revision, "Gated", problem, self.now)
+            self.history(
+                self.revision,
+                "Gated",
+                problem,
+                self.now,
+                started_by=self.bundle_set_by,
+                ended_by="the eval gate",
+            )
             self.event("Gated", message, warning=True)
         self.clear_candidate()
         self.st.candidate_revision = self.revision
@@ -126,7 +154,7 @@ class _Planner(Holds):
         if self.st.stable_revision:
             self.decision.route = Route.only(self.st.stable_revision)
 
-    def start_candidate(self, stable: str) -> None:
+    def start_candidate(self, stable: str, started_by: str | None = None) -> None:
         problem = gate_problem(self.spec, self.st.stable_bundle)
         if problem:
             self.gated(problem)
@@ -134,6 +162,7 @@ class _Planner(Holds):
         first = self.spec.stages[0]
         self.st.candidate_revision = self.revision
         self.st.candidate_since = self.now
+        self.st.started_by = started_by or self.bundle_set_by
         self.st.stage = _stage_status(0, first)
         self.st.analysis = []
         self.event(
@@ -142,34 +171,37 @@ class _Planner(Holds):
         )
         self.progress(stable)
 
-    def move_on(self, stable: str, index: int, stages: list[Stage], command: str) -> None:
+    def move_on(self, stable: str, index: int, stages: list[Stage], command: Command) -> None:
         """kubectl finetune promote: the current stage completes now (its time, analysis and
         approval waived), or with --full the last stage (100%) starts now. Traffic still moves
         only once the candidate has the pods for it."""
-        try:
-            request = json.loads(command) if command else {}
-        except ValueError:
-            request = {}
-        by = str(request.get("by") or "an unknown user")
-        target = len(stages) - 1 if request.get("full") else min(index + 1, len(stages) - 1)
+        full = bool(command.args.get("full"))
+        target = len(stages) - 1 if full else min(index + 1, len(stages) - 1)
         what = (
             f"promoted to {stages[target].name} (100%) from stage {stages[index].name}"
-            if request.get("full")
+            if full
             else f"stage {stages[index].name} completed"
         )
-        note = f"{what} by {by} (kubectl finetune promote)"
-        self.st.moved_on_by = "; ".join(filter(None, [self.st.moved_on_by, note]))
-        self.event("MovedOn", note)
+        self.st.moved_on_by = "; ".join(
+            filter(None, [self.st.moved_on_by, f"{what} {command.said}"])
+        )
+        self.act(command, "MovedOn", what)
         if target != index:
             self.st.stage = _stage_status(target, stages[target])
             if self.verdict.analyzed:  # the next stage passes on its own measurements only
                 self.verdict = StageVerdict(passed=False, reason="the stage is not analysed yet")
-        self.st.stage.waived = bool(request.get("full")) or target == index
+        self.st.stage.waived = full or target == index
         self.progress(stable)
 
     def supersede(self, candidate: str | None) -> None:
         reason = f"superseded by revision {self.revision}"
-        self.history(candidate or "", "Superseded", reason, self.st.candidate_since)
+        self.history(
+            candidate or "",
+            "Superseded",
+            reason,
+            self.st.candidate_since,
+            ended_by=self.bundle_set_by or "a spec change",
+        )
         self.event("Superseded", f"candidate {candidate} {reason}")
         self.retire(candidate, self.spec.strategy.abort_scale_down_delay)
         self.clear_candidate()
@@ -183,30 +215,33 @@ class _Planner(Holds):
 
         abort = self.consume(ABORT)
         if abort is not None:
-            self.rollback(f"aborted by command{': ' + abort if abort else ''}")
+            self.acted.add(ABORT)
+            self.rollback(f"aborted {abort.said}", ended_by=abort.by)
             return
         if self.verdict.failed:
-            self.rollback(self.verdict.reason or "analysis failed")
+            self.rollback(self.verdict.reason or "analysis failed", ended_by="analysis")
             return
         if PROMOTE in self.commands and PROMOTE not in self.decision.consumed_commands:
-            self.move_on(stable, index, stages, self.consume(PROMOTE) or "")
+            promote = self.consume(PROMOTE)
+            assert promote is not None
+            self.move_on(stable, index, stages, promote)
             return
-        if self.consume(RESUME) is not None and self.st.stage.hold:
+        resume = self.consume(RESUME)
+        if resume is not None and self.st.stage.hold:
             # A fresh start for the person's decision: the maxDuration and error clocks restart.
             held = self.st.stage
             held.hold, held.inconclusive, held.waiting_since = None, False, self.now
             held.deadline_exceeded, held.pods_waiting_since = False, None
             held.error_since, held.errors, held.next_analysis_at = None, 0, None
-            self.event("Resumed", f"stage {stage.name} resumed by command")
+            self.act(resume, "Resumed", f"stage {stage.name} resumed")
         # An approval is for one stage: the one it names (kept until then) or, bare, the
         # current one; never also the next stage this same decision may move on to.
         approval = self.commands.get(APPROVE)
         unused = APPROVE not in self.decision.consumed_commands
-        if approval is not None and approval in ("", stage.name) and unused:
+        if approval is not None and approval.arg("stage") in ("", stage.name) and unused:
             self.consume(APPROVE)
-            if not self.st.stage.approved:
-                self.st.stage.approved = True
-                self.event("Approved", f"stage {stage.name} approved")
+            self.st.stage.approved = True
+            self.act(approval, "Approved", f"stage {stage.name} approved")
 
         needed = candidate_replicas(self.spec, stage)
         if not self.observed.ready(candidate, needed):
@@ -288,9 +323,15 @@ class _Planner(Holds):
         candidate = self.revision
         if not self.route_in_place(Route.only(candidate), "promoting: all traffic to it"):
             return
-        self.retire(stable, self.spec.strategy.scale_down_delay)
+        self.retire(stable, self.spec.strategy.scale_down_delay, role="stable")
         reason = self.st.moved_on_by or "all stages passed"
-        self.history(candidate, "Promoted", reason, self.st.candidate_since)
+        self.history(
+            candidate,
+            "Promoted",
+            reason,
+            self.st.candidate_since,
+            ended_by="kubectl finetune promote" if self.st.moved_on_by else "the stages' analysis",
+        )
         self.promoted(
             f"candidate {candidate} promoted; {stable} kept for {self.spec.strategy.scale_down_delay}"
         )
@@ -302,47 +343,6 @@ class _Planner(Holds):
         self.st.retired = [r for r in self.st.retired if r.revision != self.revision]
         self.event("Promoted", message)
         self.set_phase("Promoted", message)
-
-    def rollback(self, reason: str, *, reverted: bool = False) -> None:
-        """All traffic to stable in one route write; the candidate stays warm for
-        abortScaleDownDelay, then goes to zero replicas."""
-        stable, candidate = self.st.stable_revision, self.st.candidate_revision
-        assert stable is not None
-        self.decision.route = Route.only(stable)
-        self.history(candidate or "", "RolledBack", reason, self.st.candidate_since)
-        self.retire(candidate, self.spec.strategy.abort_scale_down_delay)
-        self.clear_candidate()
-        if not reverted:
-            self.st.candidate_revision = candidate  # held: the spec still asks for it
-        message = f"rolled back to stable {stable}: {reason}"
-        self.event("RolledBack", message, warning=not reverted)
-        self.set_phase("RolledBack", message)
-
-    def fast_rollback(self, stable: str) -> None:
-        """A bundle set back to a revision still retained (it served production before): no
-        stages, one route flip once its pods are ready again."""
-        target = self.revision
-        self.st.candidate_revision = target
-        self.st.candidate_since = self.st.candidate_since or self.now
-        self.st.stage = None
-        if not self.observed.ready(target, self.full):
-            self.decision.route = Route.only(stable)
-            self.set_phase("Pending", f"scaling retained revision {target} back up to roll back")
-            self.requeue(2)
-            return
-        if not self.route_in_place(Route.only(target), "rolling back: all traffic to it"):
-            return
-        self.retire(stable, self.spec.strategy.abort_scale_down_delay)
-        self.history(
-            target,
-            "RolledBack",
-            f"bundle set back to retained revision {target}",
-            self.st.candidate_since,
-        )
-        message = f"rolled back to retained revision {target} (was {stable})"
-        self.promoted(message)
-        self.decision.events[-1] = Event("Warning", "RolledBack", message)
-        self.set_phase("RolledBack", message)
 
 
 def _stage_status(index: int, stage: Stage) -> StageStatus:
@@ -369,9 +369,11 @@ def plan(
     generation: int | None = None,
     commands: dict[str, str] | None = None,
     verdict: StageVerdict = NO_ANALYSIS,
+    bundle_set_by: str | None = None,
 ) -> Decision:
-    """The Decision for one release at `now`. Pure: same inputs, same Decision."""
+    """The Decision for one release at `now`. Pure: same inputs, same Decision. `commands`:
+    the finetune.dev/* annotations; `bundle_set_by`: who last wrote spec.bundle."""
     decision = Decision(status=status.model_copy(deep=True))
     decision.status.observed_generation = generation
-    planner = _Planner(name, spec, observed, commands or {}, now, verdict, decision)
+    planner = _Planner(name, spec, observed, commands or {}, now, verdict, decision, bundle_set_by)
     return planner.run()

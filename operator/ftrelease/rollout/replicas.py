@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ftrelease.api.bundle import Bundle
+from ftrelease.api.durations import parse_duration
 from ftrelease.api.route import CAPABILITIES
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.strategy import Stage
@@ -43,6 +44,9 @@ def plan_revisions(
         plans[candidate] = RevisionPlan(
             candidate, candidate_count, "candidate", bundle_of(candidate)
         )
+    if status.rolling_back_to is not None:  # its objects as they are, scaled up to take over
+        target = status.rolling_back_to.revision
+        plans[target] = RevisionPlan(target, full, "stable", bundle_of(target))
     if stable is not None:
         stable_count = full
         if follows_replicas and candidate_count:
@@ -53,15 +57,22 @@ def plan_revisions(
     keep = spec.strategy.revision_history_limit
     retired = [r for r in status.retired if r.revision not in plans]
     status.retired = retired[:keep]
+    kept = spec.strategy.keep_previous_stable
     for entry in status.retired:
-        until = entry.since + timedelta(seconds=entry.scale_down_after_seconds)
-        # Behind a shared Service (the split follows replicas, as with the replicas provider) a
-        # warm pod would take live traffic.
-        warm = now < until and not follows_replicas
-        if warm:
-            decision.requeue((until - now).total_seconds())
         found = observed.revisions.get(entry.revision)
-        replicas = found.replicas if (warm and found) else 0
+        replicas = 0
+        # Behind a shared Service (the split follows replicas, as with the replicas provider) a
+        # warm pod would take live traffic: nothing is kept warm there.
+        until = entry.since + timedelta(seconds=entry.scale_down_after_seconds)
+        kept_until = entry.since + parse_duration(kept.duration)
+        if follows_replicas or found is None:
+            pass
+        elif now < until:  # all its pods, for in-flight requests and an undo at full capacity
+            replicas = found.replicas
+            decision.requeue((until - now).total_seconds())
+        elif entry.role == "stable" and now < kept_until:  # a few, for a quick rollback
+            replicas = min(found.replicas, spec.kept_previous_pods)
+            decision.requeue((kept_until - now).total_seconds())
         plans[entry.revision] = RevisionPlan(entry.revision, replicas, "retired")
     decision.revisions = list(plans.values())
     decision.delete = sorted(r for r in observed.revisions if r not in plans)

@@ -10,15 +10,6 @@ from ftrelease.api.route import Route
 from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.api.verdict import Event
 
-# Commands are annotations on the FineTuneRelease, set by `kubectl finetune abort|approve|retry`.
-COMMAND_PREFIX = "finetune.dev/"
-ABORT = COMMAND_PREFIX + "abort"
-APPROVE = COMMAND_PREFIX + "approve"
-RETRY = COMMAND_PREFIX + "retry"
-RESUME = COMMAND_PREFIX + "resume"  # releases a hold (Inconclusive, onError pause)
-PROMOTE = COMMAND_PREFIX + "promote"  # JSON {"full": bool, "by": user}: complete the stage now
-COMMANDS = (ABORT, APPROVE, RETRY, RESUME, PROMOTE)
-
 # The phases of a rollout under way (a candidate is being brought in).
 IN_PROGRESS = ("Pending", "Shadow", "Progressing", "Paused")
 
@@ -42,6 +33,10 @@ class Observed:
     def ready(self, revision: str, replicas: int) -> bool:
         found = self.revisions.get(revision)
         return bool(found and found.available and found.ready_replicas >= replicas)
+
+    def ready_pods(self, revision: str) -> int:
+        found = self.revisions.get(revision)
+        return found.ready_replicas if found else 0
 
     def ready_share(self, candidate: str, stable: str) -> int:
         """The candidate's ready pods over both revisions' ready pods, in percent."""
