@@ -3,10 +3,13 @@
 validate FILE...   check releases offline (and with --server, by a server-side dry run)
 revision FILE...   print each release's revision (the digest of its bundle)
 status [NAME]      a release's phase, stage (time left), analysis and history; or all (-A)
-abort NAME         roll back to stable now; retry NAME rolls a rolled-back bundle out again
+rollback NAME      all traffic to the previous stable (--to: a retained revision), now
+abort NAME         end the rollout in progress; retry NAME rolls a rolled-back bundle out again
 approve NAME       approve the current manual stage
 promote NAME       complete the current stage now; --full: straight to 100% and promoted
 pause NAME, resume NAME
+history NAME       each rollout with who started and ended it and the bundle fields it changed
+diff NAME A B      the bundle fields two revisions differ in; diff -f FILE: what applying it does
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ftrelease.api.validation import Problem, is_release, validate_release
 
 from .control import add_commands
 from .documents import Document, UnreadableInput, read_documents
+from .history import add_history
 from .simulate import add_simulate
 from .status import add_status
 
@@ -93,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     add_commands(sub)
     add_simulate(sub)
     add_status(sub)
+    add_history(sub)
     return top
 
 

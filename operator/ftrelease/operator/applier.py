@@ -47,7 +47,12 @@ class KubeCluster:
         router = ROUTERS[self.spec.traffic.provider]
         config_maps = cache.owned("ConfigMap", ref)
         revisions = {}
-        candidate = (self.body.get("status") or {}).get("candidateRevision")
+        status = self.body.get("status") or {}
+        # The revisions whose missing pods hold something up: the candidate, a rollback target.
+        awaited = {
+            status.get("candidateRevision"),
+            (status.get("rollingBackTo") or {}).get("revision"),
+        }
         for name, deployment in cache.owned("Deployment", ref).items():
             revision = deployment["metadata"]["labels"].get(REVISION_LABEL)
             if not revision or name != object_name(ref.name, revision):
@@ -64,7 +69,7 @@ class KubeCluster:
                 applied=applied_digest(deployment),
                 unavailable=(
                     self._why_unavailable(revision)
-                    if ready < replicas and revision == candidate
+                    if ready < replicas and revision in awaited
                     else None
                 ),
             )
