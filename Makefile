@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis bench-scale clean
+.PHONY: demo playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis bench-scale bench-rollback clean
 
 demo: deps  # demo/run.py builds the binaries itself, saying how long the first build takes
 	$(PY) demo/run.py $(DEMO_ARGS)
@@ -51,6 +51,9 @@ bench-analysis: deps
 
 bench-scale: deps cluster-binaries
 	$(PY) bench/scale/run.py $(BENCH_ARGS)
+
+bench-rollback: deps cluster-binaries
+	$(PY) bench/rollback/run.py $(BENCH_ARGS)
 
 cluster-binaries:
 	bash tests/cluster/build.sh >/dev/null

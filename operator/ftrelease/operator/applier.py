@@ -99,11 +99,13 @@ class KubeCluster:
             if p.bundle is not None:
                 objects = revision_objects(ref, p.revision, spec, p.bundle, p.replicas, p.role)
                 planned = next(o for o in objects if o["kind"] == "Deployment")
-                if found and found.applied == applied_digest(planned):
-                    continue  # in place as last applied: no writes on every reconcile
-                for obj in objects:
-                    self.cache.put_owned(obj["kind"], self.kube.apply(obj), only_newer=True)
-            elif found and found.replicas != p.replicas:
+                # In place as last applied: no writes on every reconcile. A retired revision
+                # was scaled since (its replicas apart from the digest), so they are compared.
+                if not (found and found.applied == applied_digest(planned)):
+                    for obj in objects:
+                        self.cache.put_owned(obj["kind"], self.kube.apply(obj), only_newer=True)
+                    continue
+            if found and found.replicas != p.replicas:
                 scaled = self.kube.scale(
                     ref.namespace, object_name(ref.name, p.revision), p.replicas
                 )
