@@ -158,3 +158,51 @@ def test_history_and_diff_explain_a_prompt_only_change(installed, releases: Rele
     manifest.write_text(yaml.safe_dump(doc))
     changed = cli(installed, "diff", "-f", str(manifest))
     assert changed.returncode == 1 and "bundle fields that change: prompt.system" in changed.stdout
+
+
+def test_a_route_the_gateway_does_not_accept_stalls_the_stage_with_its_reason(releases: Releases):
+    """The test writes the HTTPRoute's status as a gateway controller would (the local
+    platform's gateway stand-in writes none): Accepted=False for the route's generation."""
+    doc = release_doc(stage_seconds=2, **{"strategy.progressDeadline": "6s"})
+    stable = promoted_first(releases, doc)
+    releases.patch(NAME, {"spec": {"bundle": {"dataset": {"version": "v2"}}}})
+    releases.wait(NAME, "shadow route", lambda s: (s.get("stage") or {}).get("name") == "shadow")
+    wait_until("mirror written", lambda: releases.route_state(NAME)[1] is not None, 15)
+    route = releases.route(NAME)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    condition = {
+        "type": "Accepted",
+        "status": "False",
+        "reason": "NotAllowedByListeners",
+        "message": "no listener of gateway inference admits routes from this namespace",
+        "observedGeneration": route["metadata"]["generation"],
+        "lastTransitionTime": now,
+    }
+    parent = {"name": "inference", "namespace": "gateway-system"}
+    releases.custom.patch_namespaced_custom_object_status(
+        "gateway.networking.k8s.io",
+        "v1",
+        releases.namespace,
+        "httproutes",
+        NAME,
+        {
+            "status": {
+                "parents": [
+                    {
+                        "parentRef": parent,
+                        "controllerName": "example.com/gateway",
+                        "conditions": [condition],
+                    }
+                ]
+            }
+        },
+    )
+    status = releases.wait_phase(NAME, "Paused", timeout=30)
+    assert "NotAllowedByListeners" in status["message"]
+    assert status["stage"]["name"] == "shadow"
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "ProgressDeadlineExceeded")
+    [event] = releases.wait_event(NAME, "ProgressDeadlineExceeded")
+    assert "NotAllowedByListeners" in event
+    weights = dict(releases.route_state(NAME)[0])
+    assert weights[stable] == 100, "no live traffic moved to the candidate"

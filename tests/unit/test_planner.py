@@ -386,6 +386,25 @@ def test_on_progress_deadline_rollback_puts_everything_back_on_stable():
     assert world.route == Route.only(stable)
 
 
+def test_a_route_the_gateway_refuses_holds_the_stage_and_stalls_at_the_deadline():
+    world = promoted_world(**{"strategy.progressDeadline": "5m"})
+    world.spec = with_bundle_version(world.spec, "v2")
+    refused = "gateway inference reports ResolvedRefs=False (BackendNotFound): no such Service"
+    world.route_problem = refused
+    world.settle()
+    assert world.status.phase == "Pending" and refused in world.status.message
+    world.advance(10 * 60)  # the shadow stage lasts 1m: it may not complete while refused
+    assert world.status.stage.name == "shadow"
+    assert world.status.phase == "Paused" and refused in world.status.message
+    stalled = next(c for c in world.status.conditions if c.type == "Stalled")
+    assert (stalled.status, stalled.reason) == ("True", "ProgressDeadlineExceeded")
+    assert "ProgressDeadlineExceeded" in events_of(world, 0)
+    world.route_problem = None
+    world.step(commands={RESUME: "resume"})
+    world.advance(61)
+    assert world.status.stage.name == "canary-1", "taken once the gateway accepts it"
+
+
 def promote_command(full: bool, by: str = "alice") -> dict[str, str]:
     return {PROMOTE: json.dumps({"full": full, "by": by})}
 

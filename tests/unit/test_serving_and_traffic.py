@@ -97,3 +97,31 @@ def test_every_provider_has_a_router_carrying_its_capabilities():
     assert set(ROUTERS) == set(CAPABILITIES) == providers
     for provider, router in ROUTERS.items():
         assert router.capabilities is CAPABILITIES[provider]
+
+
+def test_a_gateway_refusing_the_current_route_is_a_route_problem_an_old_refusal_is_not():
+    router = ROUTERS["gateway-api"]
+    refused = {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound"}
+    route = {
+        "metadata": {"generation": 4},
+        "status": {
+            "parents": [
+                {
+                    "parentRef": {"name": "inference"},
+                    "conditions": [{"type": "Accepted", "status": "True"}],
+                },
+                {
+                    "parentRef": {"name": "edge"},
+                    "conditions": [refused | {"message": "no Service"}],
+                },
+            ]
+        },
+    }
+    assert router.route_problem(route) == (
+        "gateway edge reports ResolvedRefs=False (BackendNotFound): no Service"
+    )
+    refused["observedGeneration"] = 3  # about a route written before this one
+    route["status"]["parents"][1]["conditions"] = [refused]
+    assert router.route_problem(route) is None
+    assert router.route_problem({"metadata": {"generation": 1}}) is None, "no status: unknown"
+    assert ROUTERS["replicas"].route_problem(route) is None

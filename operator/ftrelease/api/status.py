@@ -49,7 +49,10 @@ class StageStatus(StatusModel):
     )
     pods_waiting_since: datetime | None = Field(
         default=None,
-        description="Since when the candidate lacks the ready pods this stage needs.",
+        description=(
+            "Since when the candidate lacks the ready pods this stage needs, or the gateway has "
+            "not taken the stage's route (the progress deadline's clock)."
+        ),
     )
     waived: bool = Field(
         default=False,

@@ -75,7 +75,8 @@ class KubeCluster:
             )
         found = cache.owned(router.kind, ref).get(ref.name)
         route = router.read_route(ref, found) if found else None
-        return Observed(revisions=revisions, route=route)
+        problem = router.route_problem(found) if found else None
+        return Observed(revisions=revisions, route=route, route_problem=problem)
 
     def _why_unavailable(self, revision: str) -> str | None:
         """Read from the revision's pods while they are short of ready ones (not cached: only

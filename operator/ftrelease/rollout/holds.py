@@ -19,16 +19,20 @@ class Holds(Bookkeeping):
         raise NotImplementedError  # undo.py's: all traffic back on stable
 
     def wait_for_pods(self, candidate: str, needed: int, stage: Stage) -> None:
-        """Waits for the candidate's ready pods, up to strategy.progressDeadline; past it, says
-        why in status and an Event, then holds for a person or rolls back."""
-        held = self.st.stage
-        assert held is not None
+        """Waits for the candidate's ready pods, up to strategy.progressDeadline."""
         found = self.observed.revisions.get(candidate)
         why = f": {found.unavailable}" if found and found.unavailable else ""
-        waiting = (
+        self.wait_past_deadline(
             f"waiting for candidate {candidate} to have {needed} ready "
             f"replica{'s' if needed != 1 else ''} for stage {stage.name}{why}"
         )
+
+    def wait_past_deadline(self, waiting: str) -> None:
+        """Waits (for the candidate's pods, or for the gateway to take the stage's route) up to
+        strategy.progressDeadline; past it, says why in status and an Event, then holds for a
+        person or rolls back."""
+        held = self.st.stage
+        assert held is not None
         if held.pods_waiting_since is None:
             held.pods_waiting_since = self.now
         deadline = parse_duration(self.spec.strategy.progress_deadline)

@@ -250,7 +250,8 @@ class _Planner(Undo):
             self.decision.route = self.held_route(stable, candidate)
             self.wait_for_pods(candidate, needed, stage)
             return
-        self.st.stage.pods_waiting_since = None
+        if not self.observed.route_problem:  # else the deadline's clock runs on for the route
+            self.st.stage.pods_waiting_since = None
         if self.spec.paused or self.st.stage.hold:
             self.decision.route = self.held_route(stable, candidate)
             self.set_phase(
@@ -269,6 +270,13 @@ class _Planner(Undo):
         if self.observed.route != desired:
             self.set_phase(phase, f"moving traffic for stage {stage.name}: {_route_text(stage)}")
             self.requeue(1)
+            return
+        if self.observed.route_problem:
+            # Written but not carried out: the stage cannot start or complete, up to the
+            # deadline (a gateway may report a route it took at first and refuses later).
+            self.wait_past_deadline(
+                f"stage {stage.name}: the route is not in effect: {self.observed.route_problem}"
+            )
             return
         if CAPABILITIES[self.spec.traffic.provider].split_follows_replicas:
             self.st.stage.effective_weight = self.observed.ready_share(candidate, stable)

@@ -29,6 +29,7 @@ class ObservedRevision:
 class Observed:
     revisions: dict[str, ObservedRevision] = field(default_factory=dict)
     route: Route | None = None  # None: no route object yet
+    route_problem: str | None = None  # why the provider does not carry the route out, if it says
 
     def ready(self, revision: str, replicas: int) -> bool:
         found = self.revisions.get(revision)

@@ -30,6 +30,7 @@ class World:
     route: Route | None = None
     unready: set[str] = field(default_factory=set)  # revisions whose pods never get ready
     why_unready: str | None = None  # what their pods say (operator/pods.py)
+    route_problem: str | None = None  # what the gateway says of the route, if it refuses it
     route_writes: int = 0
     decisions: list[Decision] = field(default_factory=list)
     name: str = "support-bot"
@@ -53,6 +54,7 @@ class World:
                 for rev, count in self.replicas.items()
             },
             route=self.route,
+            route_problem=self.route_problem,
         )
 
     def step(

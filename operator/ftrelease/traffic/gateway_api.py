@@ -77,3 +77,23 @@ class GatewayApiRouter:
                 mirror_to = _revision_of_backend(ref, mirror["backendRef"]["name"])
                 percent = int(mirror.get("percent", 100))
         return Route(weights=weights, mirror_to=mirror_to, mirror_percent=percent)
+
+    def route_problem(self, obj: dict[str, Any]) -> str | None:
+        """A parent gateway's Accepted or ResolvedRefs condition False, for the route's current
+        generation (an older one says nothing about what is written now)."""
+        generation = (obj.get("metadata") or {}).get("generation")
+        for parent in (obj.get("status") or {}).get("parents") or []:
+            gateway = (parent.get("parentRef") or {}).get("name", "?")
+            for condition in parent.get("conditions") or []:
+                seen = condition.get("observedGeneration")
+                current = seen is None or generation is None or seen >= generation
+                if (
+                    condition.get("type") in ("Accepted", "ResolvedRefs")
+                    and condition.get("status") == "False"
+                    and current
+                ):
+                    return (
+                        f"gateway {gateway} reports {condition['type']}=False "
+                        f"({condition.get('reason', '')}): {condition.get('message', '')}"
+                    )
+        return None

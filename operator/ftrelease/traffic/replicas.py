@@ -37,6 +37,9 @@ class ReplicasRouter:
             },
         }
 
+    def route_problem(self, obj: dict[str, Any]) -> str | None:
+        return None  # the Service is the split: nothing in between to refuse it
+
     def read_route(self, ref: ReleaseRef, obj: dict[str, Any]) -> Route | None:
         text = ((obj.get("metadata") or {}).get("annotations") or {}).get(ROUTE_ANNOTATION)
         if not text:

@@ -24,3 +24,7 @@ class Router(Protocol):
 
     def read_route(self, ref: ReleaseRef, obj: dict[str, Any]) -> Route | None:
         """The Route the object carries now."""
+
+    def route_problem(self, obj: dict[str, Any]) -> str | None:
+        """Why the provider does not carry out the route as written, where it says so (a
+        gateway's status on an HTTPRoute); None when it does or does not say."""
