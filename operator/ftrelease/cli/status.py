@@ -78,11 +78,17 @@ def release_view(body: dict[str, Any], now: datetime) -> RenderableType:
                 r.message or "",
             )
         parts.append(table)
+    if st.rolling_back_to:
+        request = st.rolling_back_to
+        parts.append(
+            f"[bold]rolling back[/bold] to {request.revision} (asked by {request.by}): traffic "
+            f"moves once it has {request.pods_needed} ready pods"
+        )
     if st.history:
-        table = Table("revision", "outcome", "reason", "finished")
-        for h in st.history[:10]:
+        table = Table("revision", "outcome", "ended by", "reason", "finished")
+        for h in st.history:
             finished = h.finished_at.isoformat() if h.finished_at else ""
-            table.add_row(h.revision, h.outcome, h.reason, finished)
+            table.add_row(h.revision, h.outcome, h.ended_by or "", h.reason, finished)
         parts.append(table)
     return Group(*parts)
 

@@ -66,7 +66,7 @@ class _Planner(Undo):
                 else ""
             )
             nothing = f"nothing to {command.name} in phase {self.st.phase or 'Pending'}{hint}"
-            self.act(command, "CommandIgnored", f"{command.name} ignored, {nothing}:", True)
+            self.act(command, "CommandIgnored", f"{command.name} ignored: {nothing}; asked", True)
 
     def first_release(self) -> None:
         """Nothing to compare against yet: gate it, bring it up, route everything to it."""
@@ -340,8 +340,12 @@ class _Planner(Undo):
             self.st.candidate_since,
             ended_by="kubectl finetune promote" if self.st.moved_on_by else "the stages' analysis",
         )
+        strategy = self.spec.strategy
+        kept = self.spec.kept_previous_pods
         self.promoted(
-            f"candidate {candidate} promoted; {stable} kept for {self.spec.strategy.scale_down_delay}"
+            f"candidate {candidate} promoted; {stable} keeps its pods for "
+            f"{strategy.scale_down_delay}, then {kept} for {strategy.keep_previous_stable.duration}"
+            f" (kubectl finetune rollback {self.name} moves traffic back)"
         )
 
     def promoted(self, message: str) -> None:

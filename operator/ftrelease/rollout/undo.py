@@ -16,9 +16,6 @@ from .types import IN_PROGRESS, Event, Route
 class Undo(Holds):
     """The planner's rollbacks."""
 
-    def promoted(self, message: str) -> None:
-        raise NotImplementedError  # the planner's: the spec's revision is the stable one
-
     def rollback(self, reason: str, *, ended_by: str, reverted: bool = False) -> None:
         """All traffic to stable in one route write; the candidate stays warm for
         abortScaleDownDelay, then goes to zero replicas."""
