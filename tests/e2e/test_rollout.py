@@ -80,13 +80,13 @@ def test_a_release_walks_shadow_1_10_100_and_promotion_keeps_the_pods(releases: 
     assert releases.pod_uids(NAME, candidate) == full_stage_pods
     for reason in ("RolloutStarted", "StageStarted", "StageCompleted", "Promoted"):
         releases.wait_event(NAME, reason)
-    # The old stable is kept, at zero replicas after scaleDownDelay.
+    # The old stable is kept, with one pod after scaleDownDelay (keepPreviousStable).
     apps = releases.apps
     wait_until(
-        "old stable scaled to zero",
+        "old stable kept warm with one pod",
         lambda: (
             apps.read_namespaced_deployment(f"{NAME}-{stable}", releases.namespace).spec.replicas
-            == 0
+            == 1
         ),
         30,
     )
