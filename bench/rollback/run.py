@@ -89,9 +89,11 @@ class Bench:
             )
         wait_until(
             f"{version} promoted",
-            lambda: self.status().get("phase") == "Promoted"
-            and not self.status().get("candidateRevision")
-            and self.status().get("observedGeneration") is not None,
+            lambda: (
+                self.status().get("phase") == "Promoted"
+                and not self.status().get("candidateRevision")
+                and self.status().get("observedGeneration") is not None
+            ),
             120,
         )
         return self.status()["stableRevision"]
@@ -181,7 +183,10 @@ def main() -> int:
             whole, routed = bench.rollback(run)
             total.append(whole)
             after_patch.append(routed)
-            print(f"run {run}: {whole:.3f} s (of which {routed:.3f} s after the CLI exited)", flush=True)
+            print(
+                f"run {run}: {whole:.3f} s (of which {routed:.3f} s after the CLI exited)",
+                flush=True,
+            )
     finally:
         if operator is not None:
             operator.stop()
