@@ -115,6 +115,16 @@ def _check(command: str, name: str, body: dict[str, Any], args: argparse.Namespa
     return {}
 
 
+def _describe(command: str, found: dict[str, Any]) -> str:
+    if command == commands.PROMOTE:
+        return "promotion to 100%" if found["full"] else "completion of the current stage"
+    if command == commands.ROLLBACK:
+        return f"rollback to {found['to']}"
+    if command == commands.APPROVE and found["stage"]:
+        return f"approval of stage {found['stage']}"
+    return command.removeprefix(commands.COMMAND_PREFIX)
+
+
 def request(command: str, spec: dict[str, Any] | None = None):
     def run(args: argparse.Namespace) -> int:
         releases = Releases(args)
@@ -129,10 +139,8 @@ def request(command: str, spec: dict[str, Any] | None = None):
         if spec is not None:
             patch["spec"] = spec
         releases.patch(args.name, patch)
-        what = command.removeprefix(commands.COMMAND_PREFIX)
-        detail = ", ".join(f"{k} {v}" for k, v in found.items() if v not in ("", False))
         print(
-            f"{args.name}: {what}{f' ({detail})' if detail else ''} requested by {by}; "
+            f"{args.name}: {_describe(command, found)} requested by {by}; "
             f"`kubectl finetune status {args.name}` shows when the operator acted"
         )
         return 0
