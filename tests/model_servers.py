@@ -12,15 +12,23 @@ from tests.cluster.processes import ManagedProcess, free_port, wait_until
 
 class ModelServer:
     def __init__(self, workdir: Path, args: list[str]) -> None:
-        self.port = free_port()
+        self.port, self.admin_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "ftrelease.modelserver", f"--port={self.port}"]
         self.process = ManagedProcess(
             "modelserver",
-            [sys.executable, "-m", "ftrelease.modelserver", f"--port={self.port}", *args],
+            [*command, f"--admin-port={self.admin_port}", *args],
             workdir / f"modelserver-{self.port}.log",
             env={"PYTHONUNBUFFERED": "1"},
         )
         self.client = httpx.Client(base_url=self.url, timeout=120)
+        self.admin = httpx.Client(base_url=f"http://127.0.0.1:{self.admin_port}", timeout=30)
+
+    def openai(self, **options):
+        """The official OpenAI Python client, pointed at this server."""
+        import openai
+
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", **options)
 
     def start(self, wait_ready: bool = True) -> ModelServer:
         self.process.start()
@@ -65,4 +73,5 @@ class ModelServer:
 
     def stop(self) -> None:
         self.client.close()
+        self.admin.close()
         self.process.stop()

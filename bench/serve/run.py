@@ -5,7 +5,12 @@ small random model (CPU here), for 16 concurrent requests:
   mixed   - 2 on each of 8 adapters, mixed-adapter batching (one forward pass for all)
   serial  - the same 16 on 8 adapters, served one adapter at a time (--no-mixed-batching)
 
-Goal (issue: builtin model server): mixed >= 0.8x single and >= 3x serial. Prints the figures and
+and head-of-line blocking: the latency of a short request (8 tokens) while 8 long ones (200
+tokens each) are generating, as a ratio to its latency alone. With continuous batching the
+short request joins the running batch at the next decoding step and leaves it when done.
+
+Goals: mixed >= 0.8x single and >= 3x serial (issue: builtin model server); head-of-line
+ratio <= 3x (issue: the builtin server, safe in front of real traffic). Prints the figures and
 the ratios; never asserts (shared machines are noisy).
 
   python bench/serve/run.py [--rounds 5] [--max-tokens 64] [--hidden 256] [--layers 4]
@@ -17,11 +22,14 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from ftrelease.modelserver.digest import artifact_digest
 
 from tests.modelserver.conftest import ModelServer
 from tests.tiny_models import build_adapter, build_base
@@ -38,6 +46,37 @@ def tokens_per_second(server: ModelServer, jobs: list[tuple[str, str]], max_toke
     with ThreadPoolExecutor(len(jobs)) as pool:
         tokens = sum(pool.map(one, jobs))
     return tokens / (time.perf_counter() - start)
+
+
+def short_latency(server: ModelServer, long_ones: int) -> float:
+    """Seconds for one 8-token request while `long_ones` 200-token requests generate."""
+    started = threading.Event()
+
+    def long() -> None:
+        body = {
+            "model": "a0",
+            "prompt": PROMPTS[0],
+            "max_tokens": 200,
+            "ignore_eos": True,
+            "stream": True,
+        }
+        with server.client.stream("POST", "/v1/completions", json=body) as response:
+            for n, _ in enumerate(response.iter_lines()):
+                if n == 4:
+                    started.set()
+
+    threads = [threading.Thread(target=long) for _ in range(long_ones)]
+    for thread in threads:
+        thread.start()
+    if long_ones:
+        started.wait(60)
+        time.sleep(0.2)  # every long one is in the batch
+    began = time.perf_counter()
+    server.complete("a1", PROMPTS[1], 8, ignore_eos=True)
+    took = time.perf_counter() - began
+    for thread in threads:
+        thread.join()
+    return took
 
 
 def main() -> int:
@@ -57,6 +96,7 @@ def main() -> int:
     spread = [(f"a{i % 8}", PROMPTS[i % 4]) for i in range(16)]
 
     results: dict[str, list[float]] = {"single": [], "mixed": [], "serial": []}
+    blocking: dict[str, list[float]] = {"alone": [], "behind long ones": []}
     servers = {}
     for name, extra in (("mixed", []), ("serial", ["--no-mixed-batching"])):
         server = ModelServer(
@@ -67,13 +107,14 @@ def main() -> int:
                 "--model-name=a0",
                 "--max-batch=16",
                 "--batch-wait-ms=20",
+                "--enable-runtime-lora",
+                f"--lora-root={root}",
                 *extra,
             ],
         ).start()
         for i, path in enumerate(adapters[1:], start=1):
-            server.client.post(
-                "/v1/load_lora_adapter", json={"lora_name": f"a{i}", "lora_path": str(path)}
-            )
+            load = {"lora_name": f"a{i}", "lora_path": str(path), "digest": artifact_digest(path)}
+            server.client.post("/v1/load_lora_adapter", json=load).raise_for_status()
         servers[name] = server
     try:
         for server in servers.values():  # warm up
@@ -82,6 +123,8 @@ def main() -> int:
             results["single"].append(tokens_per_second(servers["mixed"], single, args.max_tokens))
             results["mixed"].append(tokens_per_second(servers["mixed"], spread, args.max_tokens))
             results["serial"].append(tokens_per_second(servers["serial"], spread, args.max_tokens))
+            blocking["alone"].append(short_latency(servers["mixed"], 0))
+            blocking["behind long ones"].append(short_latency(servers["mixed"], 8))
     finally:
         for server in servers.values():
             server.stop()
@@ -97,6 +140,13 @@ def main() -> int:
         print(f"| {name} | {median[name]:.0f} | {', '.join(f'{v:.0f}' for v in values)} |")
     print(f"mixed / single = {median['mixed'] / median['single']:.2f}x (goal >= 0.8x)")
     print(f"mixed / serial = {median['mixed'] / median['serial']:.2f}x (goal >= 3x)")
+    latency = {k: statistics.median(v) for k, v in blocking.items()}
+    print("| short request (8 tokens) | latency s (median) | all rounds |")
+    print("|---|---|---|")
+    for name, values in blocking.items():
+        print(f"| {name} | {latency[name]:.3f} | {', '.join(f'{v:.3f}' for v in values)} |")
+    ratio = latency["behind long ones"] / latency["alone"]
+    print(f"head-of-line: behind 8 long ones / alone = {ratio:.2f}x (goal <= 3x)")
     return 0
 
 

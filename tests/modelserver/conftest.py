@@ -49,7 +49,11 @@ def servers(tmp_path_factory) -> Iterator[Callable[..., ModelServer]]:
         server.stop()
 
 
-def write_bundle(path: Path, output_format: dict | None = None, system: str = "") -> Path:
+def write_bundle(
+    path: Path, output_format: dict | None = None, system: str = "", revision: str | None = None
+) -> Path:
+    """A revision's bundle.json as the operator mounts it (written for `revision`, if given)."""
     bundle = {"prompt": {"system": system, "outputFormat": output_format or {"type": "text"}}}
-    path.write_text(json.dumps({"revision": "test", "bundle": bundle}))
+    document = {"bundle": bundle} if revision is None else {"revision": revision, "bundle": bundle}
+    path.write_text(json.dumps(document))
     return path

@@ -23,10 +23,11 @@ def test_base_and_each_adapter_answer_differently(tiny, servers):
         f"--adapter={tiny.adapters[0]}",
         "--model-name=bot-a",
         f"--adapter-digest={artifact_digest(tiny.adapters[0])}",
+        "--enable-runtime-lora",
+        f"--lora-root={tiny.root}",
     )
-    loaded = server.client.post(
-        "/v1/load_lora_adapter", json={"lora_name": "bot-b", "lora_path": str(tiny.adapters[1])}
-    )
+    load = {"lora_path": str(tiny.adapters[1]), "digest": artifact_digest(tiny.adapters[1])}
+    loaded = server.client.post("/v1/load_lora_adapter", json={"lora_name": "bot-b", **load})
     assert loaded.status_code == 200, loaded.text
     names = {m["id"] for m in server.client.get("/v1/models").json()["data"]}
     assert names == {"bot-a", "bot-b", "base"}
@@ -94,30 +95,6 @@ def test_digest_mismatch_keeps_the_server_unready(tiny, servers):
     assert server.client.get("/health").status_code == 200  # alive, just not ready
 
 
-def test_runtime_load_and_unload_with_digests(tiny, servers):
-    server = servers(f"--base={tiny.base}", "--model-name=base-only")
-    wrong = server.client.post(
-        "/v1/load_lora_adapter",
-        json={"lora_name": "x", "lora_path": str(tiny.adapters[2]), "digest": "sha256:" + "1" * 64},
-    )
-    assert wrong.status_code == 400
-    assert wrong.json()["error"]["code"] == "digest_mismatch"
-    ok = server.client.post(
-        "/v1/load_lora_adapter",
-        json={
-            "lora_name": "x",
-            "lora_path": str(tiny.adapters[2]),
-            "digest": artifact_digest(tiny.adapters[2]),
-        },
-    )
-    assert ok.status_code == 200, ok.text
-    assert server.text("x", "hello") != server.text("base-only", "hello")
-    assert server.client.post("/v1/unload_lora_adapter", json={"lora_name": "x"}).status_code == 200
-    gone = server.client.post("/v1/completions", json={"model": "x", "prompt": "hello"})
-    assert gone.status_code == 404
-    assert "x" not in {m["id"] for m in server.client.get("/v1/models").json()["data"]}
-
-
 def test_mixed_adapter_batching_gives_the_same_tokens_as_one_at_a_time(tiny, servers):
     server = servers(
         f"--base={tiny.base}",
@@ -125,14 +102,12 @@ def test_mixed_adapter_batching_gives_the_same_tokens_as_one_at_a_time(tiny, ser
         "--model-name=a0",
         "--max-batch=16",
         "--batch-wait-ms=100",
+        "--enable-runtime-lora",
+        f"--lora-root={tiny.root}",
     )
     for i, path in enumerate(tiny.adapters[1:], start=1):
-        assert (
-            server.client.post(
-                "/v1/load_lora_adapter", json={"lora_name": f"a{i}", "lora_path": str(path)}
-            ).status_code
-            == 200
-        )
+        load = {"lora_name": f"a{i}", "lora_path": str(path), "digest": artifact_digest(path)}
+        assert server.client.post("/v1/load_lora_adapter", json=load).status_code == 200
     jobs = [(f"a{i % 8}", PROMPTS[i % len(PROMPTS)]) for i in range(16)]
     alone = {job: server.text(*job, max_tokens=10) for job in set(jobs)}
     rows_before = server.metric("finetune_batch_rows_sum")
@@ -140,21 +115,44 @@ def test_mixed_adapter_batching_gives_the_same_tokens_as_one_at_a_time(tiny, ser
     with ThreadPoolExecutor(16) as pool:
         together = list(pool.map(lambda job: server.text(*job, max_tokens=10), jobs))
     assert together == [alone[job] for job in jobs]
-    # They really went through shared forward passes, mixing adapters.
+    # They really went through shared decoding steps, mixing adapters: 16 requests of 10
+    # tokens are 144 row-steps after their prefills, in far fewer steps than that.
     rows = server.metric("finetune_batch_rows_sum") - rows_before
-    batches = server.metric("finetune_batch_rows_count") - batches_before
-    assert rows == 16 and batches < 16
+    steps = server.metric("finetune_batch_rows_count") - batches_before
+    assert rows == 16 * 9 and steps <= rows / 4
     assert server.metric("finetune_batch_adapters_bucket", le="1.0") < server.metric(
         "finetune_batch_adapters_count"
     )
 
 
-def test_format_and_refusal_counters_follow_the_outputs(tiny, servers, tmp_path):
+def chat(server, prompt: str, max_tokens: int, stop: list[str] | None = None):
+    """A greedy chat answer through the official client: (text, finish_reason)."""
+    answer = server.openai().chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=max_tokens,
+        temperature=0,
+        stop=stop,
+    )
+    return answer.choices[0].message.content, answer.choices[0].finish_reason
+
+
+def whole_answer(server, prompt: str) -> tuple[str, list[str]]:
+    """A greedy chat answer that ends complete (finish_reason stop): the first 8 tokens' text,
+    ended by a stop string made of what the model says next. (The random tiny model does not
+    say its end-of-sequence token by itself.)"""
+    short, _ = chat(server, prompt, 8)
+    longer, _ = chat(server, prompt, 16)
+    stop = longer[len(short) : len(short) + 3]
+    assert longer.startswith(short) and stop and longer.find(stop) == len(short)
+    return short, [stop]
+
+
+def test_format_and_refusal_counters_follow_the_whole_chat_answers(tiny, servers, tmp_path):
     probe = servers(f"--base={tiny.base}", "--model-name=m")
-    first, second = (probe.text("m", p, 8) for p in PROMPTS[:2])
+    (first, stop_first), (second, stop_second) = (whole_answer(probe, p) for p in PROMPTS[:2])
     assert first != second
     # A refusal pattern crafted to match the first prompt's answer and not the second's.
-    pattern = re.escape(first)
     bundle = write_bundle(
         tmp_path / "bundle.json", {"type": "regex", "pattern": re.escape(second.strip())}
     )
@@ -162,19 +160,22 @@ def test_format_and_refusal_counters_follow_the_outputs(tiny, servers, tmp_path)
         f"--base={tiny.base}",
         "--model-name=m",
         f"--bundle={bundle}",
-        f"--refusal-pattern={pattern}",
+        f"--refusal-pattern={re.escape(first)}",
         "--release=bot",
         "--revision=r1",
     )
     for _ in range(3):
-        server.text("m", PROMPTS[0], 8)
-    server.text("m", PROMPTS[1], 8)
+        assert chat(server, PROMPTS[0], 16, stop_first) == (first, "stop")
+    assert chat(server, PROMPTS[1], 16, stop_second) == (second, "stop")
+    server.text("m", PROMPTS[1], 8)  # a raw completion: not an answer to judge
+    assert chat(server, PROMPTS[1], 3)[1] == "length"  # cut off: not judged either
     labels = {"release": "bot", "revision": "r1", "model": "m", "adapter": "__base__"}
-    assert server.metric("finetune_requests_total", code="200", **labels) == 4
+    assert server.metric("finetune_requests_total", code="200", **labels) == 6
     assert server.metric("finetune_refusals_total", **labels) == 3
     assert server.metric("finetune_format_checked_total", **labels) == 4
     assert server.metric("finetune_format_invalid_total", **labels) == 3  # only the second matches
-    assert server.metric("finetune_generated_tokens_total", **labels) == 32
+    assert server.metric("finetune_finish_reasons_total", reason="length", **labels) == 2
+    assert server.metric("finetune_finish_reasons_total", reason="stop", **labels) == 4
 
 
 def test_bad_input_gets_openai_errors_and_the_server_keeps_serving(tiny, servers):
@@ -255,19 +256,31 @@ def test_streaming_chat_matches_the_plain_answer(tiny, servers, tmp_path):
     )
 
 
-def test_samples_are_kept_bounded_and_redacted(tiny, servers):
+def test_samples_are_kept_bounded_and_redacted_on_the_admin_port(tiny, servers, tmp_path):
+    bundle = write_bundle(tmp_path / "b.json", system="SECRET-SYSTEM-PROMPT")
     server = servers(
         f"--base={tiny.base}",
         "--model-name=m",
+        f"--bundle={bundle}",
         "--sample-rate=1",
         "--sample-capacity=3",
         r"--redact=\b\d{4}-\d{4}\b",
     )
     for i in range(5):
-        server.text("m", f"card 1234-567{i} refund", 4)
-    samples = server.client.get("/v1/samples").json()["data"]
+        chat(server, f"card 1234-567{i} refund", 4)
+    assert server.client.get("/v1/samples").status_code == 404, "not on the serving port"
+    samples = server.admin.get("/v1/samples").json()["data"]
     assert len(samples) == 3
-    assert all("[REDACTED]" in s["prompt"] and "1234" not in s["prompt"] for s in samples)
+    for sample in samples:
+        [message] = sample["messages"]  # what the user sent, not the rendered prompt
+        assert message["role"] == "user" and "[REDACTED]" in message["content"]
+        assert "1234" not in str(sample) and "SECRET" not in str(sample)
+        assert sample["finish_reason"] == "length" and sample["response"]
+    assert [s["messages"] for s in server.admin.get("/v1/samples?limit=1").json()["data"]] == [
+        samples[-1]["messages"]
+    ]
+    assert server.admin.delete("/v1/samples").json() == {"cleared": 3}
+    assert server.admin.get("/v1/samples").json()["data"] == []
 
 
 def test_the_operator_passes_exactly_the_arguments_this_server_takes():

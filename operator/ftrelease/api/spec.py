@@ -51,7 +51,12 @@ class Serving(ApiModel):
         },
     )
     resources: Resources = Field(default_factory=Resources)
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65534,
+        description="The serving port; the builtin admin port is port + 1.",
+    )
 
     def canary_pods(self, share: int) -> int:
         """The candidate's pods for a stage sending it `share`% (weight or mirror): every pod

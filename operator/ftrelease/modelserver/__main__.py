@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 
-from .app import create_app
+from .app import serve_forever
 from .server import Server, ServerConfig
 
 
@@ -34,6 +35,19 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-tokens-limit", type=int, default=1024)
     p.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=256,
+        help="requests that may wait for the batch; past it, 429 with Retry-After",
+    )
+    p.add_argument("--admin-port", type=int, help="review samples on this port (default: none)")
+    p.add_argument(
+        "--enable-runtime-lora",
+        action="store_true",
+        help="vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter (off by default)",
+    )
+    p.add_argument("--lora-root", help="the only directory runtime adapters may be loaded from")
     p.add_argument("--sample-rate", type=float, default=0.01, help="fraction of pairs kept")
     p.add_argument("--sample-capacity", type=int, default=256)
     p.add_argument("--redact", action="append", default=[], help="regex redacted in samples")
@@ -58,10 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    import uvicorn
-
-    server = Server(ServerConfig(**args))
-    uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
+    asyncio.run(serve_forever(Server(ServerConfig(**args)), host, port))
     return 0
 
 

@@ -1,11 +1,13 @@
-"""The OpenAI-compatible HTTP app: completions and chat completions (plain and SSE streaming),
-models, vLLM's runtime LoRA API, health, readiness, metrics and review samples. The server's
-state and request checks are in server.py, one request's run and responses in responses.py."""
+"""The OpenAI-compatible HTTP apps. The serving app: completions and chat completions (plain and
+SSE streaming), models, health, readiness, metrics, and, only when enabled, vLLM's runtime LoRA
+API. The admin app, on its own port: review samples (read with a limit, or cleared). Every
+failure is answered in the OpenAI error shape and counted; none leaks a traceback. The server's
+state and request checks are in server.py, one request's run in responses.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import threading
 import time
 from typing import Any
@@ -14,27 +16,59 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .digest import DigestMismatch, verify
+from .adapters import RuntimeAdapters
+from .requests import RequestProblem, parse
 from .responses import Run
 from .server import ApiError, Server
+
+log = logging.getLogger(__name__)
+
+
+class Guard:
+    """Plain ASGI middleware (Starlette's BaseHTTPMiddleware would hide a client's disconnect
+    from the endpoints): bodies over the limit are refused before they are read, and anything
+    unhandled becomes an OpenAI-shaped 500 that is counted, never a plain-text one, a traceback
+    or a dropped connection."""
+
+    def __init__(self, app, server: Server) -> None:
+        self.app, self.server = app, server
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.server.config.max_body_bytes
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            response = ApiError(413, f"request body over {limit} bytes", code="body_too_large")
+            await response.response()(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unhandled failure on %s", scope.get("path"))
+            labels = self.server.unresolved_labels()
+            self.server.metrics.requests.labels(**labels, code="500").inc()
+            if not started:
+                error = ApiError(500, "internal error", type_="server_error")
+                await error.response()(scope, receive, send)
 
 
 def create_app(server: Server) -> FastAPI:
     app = FastAPI(title="finetune-release model server")
     c = server.config
+    app.add_middleware(Guard, server=server)
 
     @app.on_event("startup")
     async def _load() -> None:
         threading.Thread(target=server.load, name="load", daemon=True).start()
-
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > c.max_body_bytes:
-            return ApiError(
-                413, f"request body over {c.max_body_bytes} bytes", code="body_too_large"
-            ).response()
-        return await call_next(request)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -68,52 +102,45 @@ def create_app(server: Server) -> FastAPI:
             ],
         }
 
-    @app.get("/v1/samples")
-    async def samples() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "sample_rate": server.samples.rate,
-            "data": server.samples.items(),
-        }
-
-    async def read_json(request: Request) -> dict[str, Any]:
+    async def read_body(request: Request) -> bytes:
         raw = await request.body()
         if len(raw) > c.max_body_bytes:
             raise ApiError(
                 413, f"request body over {c.max_body_bytes} bytes", code="body_too_large"
             )
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        return body
+        return raw
 
     async def serve(request: Request, chat: bool) -> Any:
         started = time.monotonic()
-        labels = {"release": c.release, "revision": c.revision, "model": "", "adapter": ""}
+        labels = server.unresolved_labels()
         try:
-            body = await read_json(request)
-            model = body.get("model")
-            adapter = server.resolve(model)
-            labels = server.labels(model, adapter)
-            if chat:
-                prompt = server.chat_prompt(body.get("messages"))
-            else:
-                prompt = body.get("prompt")
-                if not isinstance(prompt, str):
-                    raise ApiError(400, "prompt must be a string", param="prompt")
-            generation = server.generation(body, prompt, adapter)
+            raw = await read_body(request)
+            try:
+                body = parse(raw, chat)
+            except RequestProblem as problem:
+                raise ApiError(400, problem.message, param=problem.param) from None
+            adapter = server.resolve(body.model)
+            labels = server.labels(body.model, adapter)
+            choices = server.generations(body, adapter)
             if c.fault_error_rate and server.faults.random() < c.fault_error_rate:
                 raise ApiError(500, "injected fault", type_="server_error", code="injected_fault")
+            sample: dict[str, Any] = (
+                {"messages": [m.model_dump(exclude_none=True) for m in body.messages]}
+                if chat
+                else {"prompt": body.prompt}
+            )
+            usage = bool(body.stream_options and body.stream_options.include_usage)
+            run = Run(server, choices, labels, sample, chat, started, usage)
+            run.start()
         except ApiError as exc:
             server.metrics.requests.labels(**labels, code=str(exc.status)).inc()
-            return exc.response()
-        run = Run(server, generation, labels, prompt, chat, started)
-        if body.get("stream"):
+            response = exc.response()
+            if exc.status == 429:
+                response.headers["Retry-After"] = "1"
+            return response
+        if body.stream:
             return StreamingResponse(run.stream(), media_type="text/event-stream")
-        return await run.complete()
+        return await run.complete(request.is_disconnected)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
@@ -123,46 +150,59 @@ def create_app(server: Server) -> FastAPI:
     async def chat_completions(request: Request) -> Any:
         return await serve(request, chat=True)
 
-    @app.post("/v1/load_lora_adapter")
-    async def load_lora(request: Request) -> Any:
-        try:
-            body = await read_json(request)
-            name, path = body.get("lora_name"), body.get("lora_path")
-            if not isinstance(name, str) or not name or not isinstance(path, str):
-                raise ApiError(400, "lora_name and lora_path are required strings")
-            if name in server.models:
-                raise ApiError(400, f"adapter {name!r} is already loaded", param="lora_name")
-            if server.engine is None:
-                raise ApiError(503, f"not ready: {server.reason}", type_="server_error")
-            try:
-                await asyncio.to_thread(verify, "adapter", path, body.get("digest"))
-            except DigestMismatch as exc:
-                raise ApiError(400, str(exc), param="digest", code="digest_mismatch") from None
-            except FileNotFoundError as exc:
-                raise ApiError(400, str(exc), param="lora_path") from None
-            await asyncio.to_thread(server.engine.load_adapter, name, path)
-            server.models[name] = name
-            server.metrics.prime(server.labels(name, name))
-            return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
-        except ApiError as exc:
-            return exc.response()
+    if c.enable_runtime_lora:  # as vLLM: the routes exist only when enabled
+        adapters = RuntimeAdapters(server)
 
-    @app.post("/v1/unload_lora_adapter")
-    async def unload_lora(request: Request) -> Any:
-        try:
-            body = await read_json(request)
-            name = body.get("lora_name")
-            if server.models.get(name) is None or server.engine is None:
-                raise ApiError(
-                    404,
-                    f"adapter {name!r} is not loaded",
-                    param="lora_name",
-                    code="model_not_found",
-                )
-            await asyncio.to_thread(server.engine.unload_adapter, name)
-            del server.models[name]
-            return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
-        except ApiError as exc:
-            return exc.response()
+        @app.post("/v1/load_lora_adapter")
+        async def load_lora(request: Request) -> Any:
+            try:
+                message = await adapters.load(await read_body(request))
+            except ApiError as exc:
+                return exc.response()
+            return PlainTextResponse(message)
+
+        @app.post("/v1/unload_lora_adapter")
+        async def unload_lora(request: Request) -> Any:
+            try:
+                message = await adapters.unload(await read_body(request))
+            except ApiError as exc:
+                return exc.response()
+            return PlainTextResponse(message)
 
     return app
+
+
+def create_admin_app(server: Server) -> FastAPI:
+    """Apart from the serving port: what people review, not what clients call."""
+    app = FastAPI(title="finetune-release model server admin")
+    app.add_middleware(Guard, server=server)
+
+    @app.get("/v1/samples")
+    async def samples(limit: int | None = None) -> Any:
+        if limit is not None and limit < 1:
+            return ApiError(400, "limit must be at least 1", param="limit").response()
+        return {
+            "object": "list",
+            "sample_rate": server.samples.rate,
+            "data": server.samples.items(limit),
+        }
+
+    @app.delete("/v1/samples")
+    async def clear_samples() -> dict[str, Any]:
+        return {"cleared": server.samples.clear()}
+
+    return app
+
+
+async def serve_forever(server: Server, host: str, port: int) -> None:
+    """The serving app, and the admin app on config.admin_port if set, in one event loop."""
+    import uvicorn
+
+    apps = [(create_app(server), port)]
+    if server.config.admin_port:
+        apps.append((create_admin_app(server), server.config.admin_port))
+    servers = [
+        uvicorn.Server(uvicorn.Config(app, host=host, port=p, log_level="warning"))
+        for app, p in apps
+    ]
+    await asyncio.gather(*(s.serve() for s in servers))

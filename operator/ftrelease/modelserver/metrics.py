@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ftrelease.api.strategy import LATENCY_BUCKETS as API_LATENCY_BUCKETS
 
 LABELS = ["release", "revision", "model", "adapter"]
+# 499: the client went away before its answer was done (nginx's code for it).
+CODES = ("200", "400", "404", "413", "429", "499", "500", "503")
 LATENCY_BUCKETS = API_LATENCY_BUCKETS["builtin"]  # latencyBound is validated against these
 
 
@@ -66,12 +68,30 @@ class ServerMetrics:
         self.in_flight = Gauge(
             "finetune_requests_in_flight", "Requests being served.", LABELS, registry=r
         )
+        self.finish_reasons = Counter(
+            "finetune_finish_reasons",
+            "Generated choices by why they ended: stop (complete), length (cut off).",
+            [*LABELS, "reason"],
+            registry=r,
+        )
+        self.request_tokens = Histogram(
+            "finetune_request_generated_tokens",
+            "Tokens generated per request (all its choices).",
+            LABELS,
+            buckets=(1, 4, 16, 64, 256, 1024, 4096),
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "finetune_queue_depth", "Requests waiting to join the decoding batch.", registry=r
+        )
 
     def prime(self, labels: dict[str, str]) -> None:
         """Creates a model's series at zero before its first request: Prometheus cannot see an
         increase from a counter's first sample, so one born at 5 would hide those 5 requests."""
-        for code in ("200", "400", "404", "500", "503"):
+        for code in CODES:
             self.requests.labels(**labels, code=code)
+        for reason in ("stop", "length"):
+            self.finish_reasons.labels(**labels, reason=reason)
         for metric in (
             self.duration,
             self.first_token,
@@ -81,5 +101,6 @@ class ServerMetrics:
             self.format_checked,
             self.refusals,
             self.in_flight,
+            self.request_tokens,
         ):
             metric.labels(**labels)

@@ -1,5 +1,6 @@
-"""One request through the engine: its OpenAI responses (JSON, or SSE when streamed), with the
-request's metrics, output checks and review sample."""
+"""One request through the engine: its choices generated side by side, answered as one OpenAI
+response (JSON, or SSE when streamed), with the request's metrics, output checks and review
+sample. A client that goes away stops its generation; that is counted (code 499)."""
 
 from __future__ import annotations
 
@@ -7,135 +8,192 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
 from .checks import format_valid
-from .engine import Request as GenerationRequest
-from .server import ApiError, Server
+from .engine import QueueFull
+from .server import ApiError, Choice, Server
+
+DISCONNECT_POLL = 0.25  # seconds between checks that a non-streaming client is still there
 
 
 class Run:
-    """One request through the engine, with its metrics, checks and sample."""
-
     def __init__(
         self,
         server: Server,
-        generation: GenerationRequest,
+        choices: list[Choice],
         labels: dict[str, str],
-        prompt: str,
+        sample: dict[str, Any],
         chat: bool,
         started: float,
+        include_usage: bool = False,
     ) -> None:
-        self.server, self.generation, self.labels = server, generation, labels
-        self.prompt, self.chat, self.started = prompt, chat, started
+        self.server, self.choices, self.labels = server, choices, labels
+        self.sample, self.chat, self.started = sample, chat, started
+        self.include_usage = include_usage
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.texts = ["" for _ in choices]
+        self.reasons: list[str | None] = [None for _ in choices]
+        self.tokens = [0 for _ in choices]
+        self.finished = False
 
-    async def events(self) -> AsyncIterator[tuple]:
-        generation = self.generation
-        generation.loop = asyncio.get_running_loop()
-        generation.events = asyncio.Queue()
-        metrics = self.server.metrics
-        metrics.in_flight.labels(**self.labels).inc()
-        try:
-            self.server.engine.submit(generation)
-            while True:
-                event = await generation.events.get()
-                yield event
-                if event[0] in ("done", "error"):
-                    return
-        finally:
-            metrics.in_flight.labels(**self.labels).dec()
+    def start(self) -> None:
+        """Queues every choice; a full queue is a 429 and nothing stays queued."""
+        loop = asyncio.get_running_loop()
+        for choice in self.choices:
+            choice.request.loop, choice.request.events = loop, self.events
+            choice.request.tag = choice.index
+            try:
+                self.server.engine.submit(choice.request)
+            except QueueFull as exc:
+                self.cancel()
+                raise ApiError(
+                    429,
+                    f"the server is busy ({exc}); retry after a second",
+                    type_="rate_limit_error",
+                    code="queue_full",
+                ) from None
+        self.server.metrics.in_flight.labels(**self.labels).inc()
 
-    def finish(self, text: str, completion_tokens: int, code: int) -> None:
+    def cancel(self) -> None:
+        for choice in self.choices:
+            choice.request.cancelled = True
+
+    async def _events(self) -> AsyncIterator[tuple]:
+        pending = len(self.choices)
+        while pending:
+            event = await self.events.get()
+            if event[1] == "error":
+                raise ApiError(500, event[2], type_="server_error", code="generation_failed")
+            if event[1] == "done":
+                _, _, reason, tokens = event
+                self.reasons[event[0]], self.tokens[event[0]] = reason, tokens
+                pending -= 1
+            else:
+                self.texts[event[0]] += event[2]
+            yield event
+
+    def finish(self, code: int) -> None:
+        """The request's metrics, output checks and sample, once."""
+        if self.finished:
+            return
+        self.finished = True
+        self.cancel()  # whatever is still generating stops (an error, a client gone)
         m, labels = self.server.metrics, self.labels
+        m.in_flight.labels(**labels).dec()
         m.requests.labels(**labels, code=str(code)).inc()
         m.duration.labels(**labels).observe(time.monotonic() - self.started)
-        if self.generation.first_token_at is not None:
-            m.first_token.labels(**labels).observe(
-                self.generation.first_token_at - self.generation.submitted
-            )
-        m.prompt_tokens.labels(**labels).inc(len(self.generation.prompt_ids))
-        m.generated_tokens.labels(**labels).inc(completion_tokens)
+        first = [c.request.first_token_at for c in self.choices if c.request.first_token_at]
+        if first:
+            m.first_token.labels(**labels).observe(min(first) - self.started)
+        prompts = {id(c.request.prompt_ids): len(c.request.prompt_ids) for c in self.choices}
+        m.prompt_tokens.labels(**labels).inc(sum(prompts.values()))
+        m.generated_tokens.labels(**labels).inc(sum(self.tokens))
+        m.request_tokens.labels(**labels).observe(sum(self.tokens))
         if code != 200:
             return
         output_format = self.server.prompt.output_format
-        if output_format.type != "text":
-            m.format_checked.labels(**labels).inc()
-            if not format_valid(output_format, text):
-                m.format_invalid.labels(**labels).inc()
-        if self.server.refusals.refused(text):
+        refused = False
+        for text, reason in zip(self.texts, self.reasons, strict=True):
+            m.finish_reasons.labels(**labels, reason=reason or "stop").inc()
+            # Only a whole chat answer is judged: a cut-off one (length) cannot be valid JSON,
+            # and a raw completion is not an answer to a conversation.
+            if self.chat and reason == "stop" and output_format.type != "text":
+                m.format_checked.labels(**labels).inc()
+                if not format_valid(output_format, text):
+                    m.format_invalid.labels(**labels).inc()
+            refused = refused or self.server.refusals.refused(text)
+        if refused:
             m.refusals.labels(**labels).inc()
-        self.server.samples.offer(labels["model"], labels["adapter"], self.prompt, text)
-
-    def choice(self, text: str, reason: str | None, delta: bool) -> dict[str, Any]:
-        if self.chat:
-            key = "delta" if delta else "message"
-            return {
-                "index": 0,
-                key: {"role": "assistant", "content": text},
-                "finish_reason": reason,
-            }
-        return {"index": 0, "text": text, "finish_reason": reason}
-
-    def envelope(
-        self, choice: dict[str, Any], usage: dict[str, int] | None = None, chunk: bool = False
-    ) -> dict[str, Any]:
-        kind = ("chat.completion" if self.chat else "text_completion") + (
-            ".chunk" if chunk and self.chat else ""
+        self.server.samples.offer(
+            labels["model"],
+            labels["adapter"],
+            self.sample,
+            self.texts[0],
+            finish_reason=self.reasons[0],
         )
-        body = {
-            "id": self.id,
-            "object": kind,
-            "created": self.created,
-            "model": self.labels["model"],
-            "choices": [choice],
-        }
-        if usage is not None:
-            body["usage"] = usage
-        return body
 
-    def usage(self, completion_tokens: int) -> dict[str, int]:
-        prompt = len(self.generation.prompt_ids)
+    def usage(self) -> dict[str, int]:
+        prompt = sum(
+            {id(c.request.prompt_ids): len(c.request.prompt_ids) for c in self.choices}.values()
+        )
+        completion = sum(self.tokens)
         return {
             "prompt_tokens": prompt,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt + completion_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         }
 
-    async def complete(self) -> JSONResponse:
-        text = ""
-        async for event in self.events():
-            if event[0] == "delta":
-                text += event[1]
-            elif event[0] == "error":
-                self.finish(text, 0, 500)
-                return ApiError(
-                    500, f"generation failed: {event[1]}", type_="server_error"
-                ).response()
-            else:
-                _, reason, tokens = event
-                self.finish(text, tokens, 200)
-                return JSONResponse(
-                    self.envelope(self.choice(text, reason, False), self.usage(tokens))
-                )
-        raise AssertionError("the engine ended a request without done or error")
+    def choice(self, index: int, text: str, reason: str | None, delta: bool) -> dict[str, Any]:
+        if self.chat:
+            key = "delta" if delta else "message"
+            content = {"role": "assistant", "content": text}
+            return {"index": index, key: content, "logprobs": None, "finish_reason": reason}
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
+
+    def envelope(self, choices: list[dict[str, Any]], chunk: bool = False) -> dict[str, Any]:
+        kind = "chat.completion" if self.chat else "text_completion"
+        return {
+            "id": self.id,
+            "object": kind + (".chunk" if chunk and self.chat else ""),
+            "created": self.created,
+            "model": self.labels["model"],
+            "choices": choices,
+        }
+
+    async def complete(self, disconnected: Callable[[], Awaitable[bool]]) -> JSONResponse:
+        """The whole answer at once; stops early if the client goes away meanwhile."""
+        done = asyncio.ensure_future(self._drain())
+        try:
+            while not done.done():
+                await asyncio.wait({done}, timeout=DISCONNECT_POLL)
+                if not done.done() and await disconnected():
+                    done.cancel()
+                    self.finish(499)
+                    return ApiError(499, "the client went away", code="client_closed").response()
+            done.result()
+        except ApiError as exc:
+            self.finish(exc.status)
+            return exc.response()
+        self.finish(200)
+        body = self.envelope(
+            [
+                self.choice(i, text, reason, False)
+                for i, (text, reason) in enumerate(zip(self.texts, self.reasons, strict=True))
+            ]
+        )
+        body["usage"] = self.usage()
+        return JSONResponse(body)
+
+    async def _drain(self) -> None:
+        async for _ in self._events():
+            pass
 
     async def stream(self) -> AsyncIterator[str]:
-        text = ""
-        async for event in self.events():
-            if event[0] == "delta":
-                text += event[1]
-                yield f"data: {json.dumps(self.envelope(self.choice(event[1], None, True), chunk=True))}\n\n"
-            elif event[0] == "error":
-                self.finish(text, 0, 500)
-                yield f"data: {json.dumps({'error': {'message': event[1], 'type': 'server_error'}})}\n\n"
-            else:
-                _, reason, tokens = event
-                self.finish(text, tokens, 200)
-                final = self.envelope(self.choice("", reason, True), self.usage(tokens), chunk=True)
-                yield f"data: {json.dumps(final)}\n\n"
+        """Server-sent events as the tokens come; a client that goes away closes this
+        generator, which stops the generation and counts it."""
+        try:
+            async for event in self._events():
+                if event[1] == "delta":
+                    chunk = self.envelope([self.choice(event[0], event[2], None, True)], True)
+                else:
+                    chunk = self.envelope([self.choice(event[0], "", event[2], True)], True)
+                yield _sse(chunk)
+            self.finish(200)
+            if self.include_usage:
+                yield _sse(self.envelope([], True) | {"usage": self.usage()})
+        except ApiError as exc:
+            self.finish(exc.status)
+            yield _sse(json.loads(exc.response().body))
+        finally:
+            self.finish(499)  # only if not finished: the client went away mid-stream
         yield "data: [DONE]\n\n"
+
+
+def _sse(document: dict[str, Any]) -> str:
+    return f"data: {json.dumps(document)}\n\n"

@@ -28,8 +28,12 @@ class SampleBuffer:
             text = pattern.sub(REDACTED, text)
         return text
 
-    def offer(self, model: str, adapter: str, prompt: str, response: str, **extra: Any) -> bool:
-        """Keeps the pair with probability `rate`; returns whether it was kept."""
+    def offer(
+        self, model: str, adapter: str, request: dict[str, Any], response: str, **extra: Any
+    ) -> bool:
+        """Keeps the pair with probability `rate`; returns whether it was kept. `request` is
+        what the client sent (its messages or prompt), never the rendered prompt with the
+        bundle's system prompt in it."""
         with self._lock:
             self.seen += 1
             if self._random.random() >= self.rate:
@@ -39,13 +43,30 @@ class SampleBuffer:
                     "time": time.time(),
                     "model": model,
                     "adapter": adapter,
-                    "prompt": self.redact(prompt),
+                    **{k: self._redacted(v) for k, v in request.items()},
                     "response": self.redact(response),
                     **extra,
                 }
             )
             return True
 
-    def items(self) -> list[dict[str, Any]]:
+    def _redacted(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            return [self._redacted(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._redacted(v) for k, v in value.items()}
+        return value
+
+    def items(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The newest `limit` samples (all by default), oldest first."""
         with self._lock:
-            return list(self._items)
+            items = list(self._items)
+        return items[-limit:] if limit else items
+
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._items)
+            self._items.clear()
+            return count

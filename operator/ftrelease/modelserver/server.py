@@ -20,9 +20,12 @@ from .digest import DigestMismatch, verify
 from .engine import Engine, load_model, load_tokenizer
 from .engine import Request as GenerationRequest
 from .metrics import ServerMetrics
+from .requests import ChatBody, CompletionBody
 from .samples import SampleBuffer
+from .sampling import Sampling
 
 log = logging.getLogger(__name__)
+MAX_CHOICES = 16  # choices per response: n x prompts
 
 
 @dataclass
@@ -42,6 +45,10 @@ class ServerConfig:
     mixed_batching: bool = True
     max_tokens_limit: int = 1024
     max_body_bytes: int = 1 << 20
+    max_queue: int = 256  # requests waiting for the batch; past it, 429 with Retry-After
+    admin_port: int | None = None  # review samples, apart from the serving port
+    enable_runtime_lora: bool = False  # vLLM's runtime LoRA API (load/unload); off by default
+    lora_root: str | None = None  # the only directory runtime adapters may be loaded from
     sample_rate: float = 0.01
     sample_capacity: int = 256
     redact: list[str] = field(default_factory=list)
@@ -49,6 +56,25 @@ class ServerConfig:
     # Fault injection for canary drills and the analysis e2e: this fraction of requests for a
     # served model answer 500 (counted like any error). A real 2x error rate is hard to make.
     fault_error_rate: float = 0.0
+
+
+class BundleProblem(Exception):
+    """The revision's bundle.json is missing, unreadable or for another revision."""
+
+
+def read_bundle_prompt(path: Path, revision: str) -> Prompt:
+    """The bundle's prompt. A bundle asked for and not there, or written for another revision,
+    keeps the server unready: answering without the bundle's system prompt or format check would
+    be serving something other than the revision."""
+    try:
+        document = json.loads(path.read_text())
+        prompt = Prompt.model_validate((document.get("bundle") or {}).get("prompt") or {})
+    except (OSError, ValueError, AttributeError) as exc:
+        raise BundleProblem(f"{path}: {exc}") from None
+    written_for = document.get("revision")
+    if revision and written_for and written_for != revision:
+        raise BundleProblem(f"{path} is revision {written_for}'s, this server is {revision}")
+    return prompt
 
 
 class ApiError(Exception):
@@ -99,10 +125,7 @@ class Server:
         self.ready = False
         self.reason = "loading"
         self.models: dict[str, str | None] = {}  # served model name -> adapter (None: as loaded)
-        self.prompt = Prompt()  # the bundle's system prompt and output format
-        if config.bundle and Path(config.bundle).exists():
-            bundle = json.loads(Path(config.bundle).read_text()).get("bundle", {})
-            self.prompt = Prompt.model_validate(bundle.get("prompt") or {})
+        self.prompt = Prompt()  # the bundle's system prompt and output format (load())
 
     # ---- loading ------------------------------------------------------------------------------
 
@@ -111,6 +134,8 @@ class Server:
         false with the reason."""
         c = self.config
         try:
+            if c.bundle:
+                self.prompt = read_bundle_prompt(Path(c.bundle), c.revision)
             if c.merged:
                 verify("merged model", c.merged, c.merged_digest)
                 model_dir = c.merged
@@ -128,8 +153,10 @@ class Server:
                 max_batch=c.max_batch,
                 batch_wait=c.batch_wait_ms / 1000,
                 mixed=c.mixed_batching,
+                max_queue=c.max_queue,
                 on_batch=self._count_batch,
             )
+            self.metrics.queue_depth.set_function(lambda: self.engine.queue_depth)
             if c.adapter:
                 self.engine.load_adapter(c.model_name, c.adapter)
                 self.models = {c.model_name: c.model_name, c.base_name: None}
@@ -139,6 +166,9 @@ class Server:
                 self.metrics.prime(self.labels(name, adapter))
             self.ready, self.reason = True, "ready"
             log.info("serving %s", ", ".join(self.models))
+        except BundleProblem as exc:
+            self.reason = f"bundle: {exc}"
+            log.error("refusing to serve: %s", self.reason)
         except DigestMismatch as exc:
             self.reason = f"digest mismatch: {exc}"
             log.error("refusing to load: %s", self.reason)
@@ -164,6 +194,15 @@ class Server:
             )
         return self.models[model]
 
+    def unresolved_labels(self) -> dict[str, str]:
+        """For a request refused before its model is known."""
+        return {
+            "release": self.config.release,
+            "revision": self.config.revision,
+            "model": "",
+            "adapter": "",
+        }
+
     def labels(self, model: str, adapter: str | None) -> dict[str, str]:
         name = adapter or ("merged" if self.config.merged else "__base__")
         return {
@@ -173,71 +212,101 @@ class Server:
             "adapter": name,
         }
 
-    def chat_prompt(self, messages: Any) -> str:
-        if (
-            not isinstance(messages, list)
-            or not messages
-            or not all(
-                isinstance(m, dict)
-                and isinstance(m.get("content"), str)
-                and m.get("role") in ("system", "user", "assistant")
-                for m in messages
-            )
-        ):
-            raise ApiError(
-                400,
-                "messages must be a non-empty list of {role: system|user|assistant, content: string}",
-                param="messages",
-            )
-        if self.prompt.system and messages[0]["role"] != "system":
-            messages = [{"role": "system", "content": self.prompt.system}, *messages]
+    def chat_prompt(self, body: ChatBody) -> str:
+        """The conversation as the model's chat template renders it. The bundle's system prompt
+        always leads: a client's system or developer messages follow it in the same system
+        turn, so no client can take the fine-tune's instructions away."""
+        system = [self.prompt.system] if self.prompt.system else []
+        system += [m.text() for m in body.messages if m.role in ("system", "developer")]
+        turns = [{"role": m.role, "content": m.text()} for m in body.messages]
+        turns = [t for t in turns if t["role"] not in ("system", "developer")]
+        if system:
+            turns.insert(0, {"role": "system", "content": "\n\n".join(system)})
         tokenizer = self.engine.tokenizer
         if getattr(tokenizer, "chat_template", None):
-            return tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
-            )
-        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+            return tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+        return "".join(f"{t['role']}: {t['content']}\n" for t in turns) + "assistant:"
 
-    def generation(
-        self, body: dict[str, Any], prompt: str, adapter: str | None
-    ) -> GenerationRequest:
-        max_tokens = body.get("max_tokens", 16)
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise ApiError(400, "max_tokens must be a positive integer", param="max_tokens")
-        if max_tokens > self.config.max_tokens_limit:
+    def generations(self, body: ChatBody | CompletionBody, adapter: str | None) -> list[Choice]:
+        """One engine request per choice: n for each prompt."""
+        engine = self.engine
+        assert engine is not None
+        vocabulary = len(engine.tokenizer)
+        if any(token >= vocabulary for token in body.bias()):
+            raise ApiError(400, f"logit_bias: token ids are below {vocabulary}", param="logit_bias")
+        if isinstance(body, ChatBody):
+            # The template writes the special tokens itself: adding them again would double
+            # the BOS token.
+            prompt = self.chat_prompt(body)
+            prompts = [engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]]
+        else:
+            prompts = [
+                p if isinstance(p, list) else engine.tokenizer(p)["input_ids"]
+                for p in body.prompts()
+            ]
+            if any(t >= vocabulary for p in prompts for t in p):
+                raise ApiError(400, f"prompt: token ids are below {vocabulary}", param="prompt")
+        if len(prompts) * body.n > MAX_CHOICES:
+            raise ApiError(400, f"n x prompts is at most {MAX_CHOICES}", param="n")
+        choices = []
+        for ids in prompts:
+            max_tokens = self._max_tokens(body.limit(), len(ids))
+            for i in range(body.n):
+                seed = None if body.seed is None else (body.seed + i) % 2**64
+                sampling = Sampling(
+                    temperature=body.temperature,
+                    top_p=body.top_p,
+                    presence_penalty=body.presence_penalty,
+                    frequency_penalty=body.frequency_penalty,
+                    logit_bias=body.bias(),
+                    seed=seed,
+                )
+                request = GenerationRequest(
+                    prompt_ids=ids,
+                    adapter=adapter,
+                    max_tokens=max_tokens,
+                    sampling=sampling,
+                    stop=list(body.stop or []),
+                    ignore_eos=body.ignore_eos,
+                )
+                choices.append(Choice(len(choices), request))
+        return choices
+
+    def _max_tokens(self, asked: int | None, prompt_tokens: int) -> int:
+        """As asked, or (vLLM's default) what the context leaves; never over the server's
+        limit."""
+        context = self.engine.context_length
+        left = context - prompt_tokens
+        if left < 1:
             raise ApiError(
                 400,
-                f"max_tokens {max_tokens} is over this server's limit of "
-                f"{self.config.max_tokens_limit}",
-                param="max_tokens",
-            )
-        temperature = body.get("temperature", 1.0)
-        top_p = body.get("top_p", 1.0)
-        for name, value in (("temperature", temperature), ("top_p", top_p)):
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise ApiError(400, f"{name} must be a number of at least 0", param=name)
-        stop = body.get("stop") or []
-        stop = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise ApiError(400, "stop must be a string or a list of strings", param="stop")
-        seed = body.get("seed")
-        ids = self.engine.tokenizer(prompt, add_special_tokens=True)["input_ids"]
-        limit = self.engine.context_length
-        if len(ids) + max_tokens > limit:
-            raise ApiError(
-                400,
-                f"the prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) is "
-                f"longer than the context of {limit} tokens",
+                f"the prompt ({prompt_tokens} tokens) fills the context of {context} tokens",
                 param="messages",
                 code="context_length_exceeded",
             )
-        return GenerationRequest(
-            prompt_ids=ids,
-            adapter=adapter,
-            max_tokens=max_tokens,
-            temperature=float(temperature),
-            top_p=float(top_p),
-            stop=stop,
-            seed=seed if isinstance(seed, int) else None,
-            ignore_eos=body.get("ignore_eos") is True,
-        )
+        limit = self.config.max_tokens_limit
+        if asked is None:
+            return min(left, limit)
+        if asked > limit:
+            raise ApiError(
+                400,
+                f"max_tokens {asked} is over this server's limit of {limit}",
+                param="max_tokens",
+            )
+        if asked > left:
+            raise ApiError(
+                400,
+                f"the prompt ({prompt_tokens} tokens) plus max_tokens ({asked}) is longer than "
+                f"the context of {context} tokens",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
+        return asked
+
+
+@dataclass
+class Choice:
+    """One generation of a response: its index among the choices and its engine request."""
+
+    index: int
+    request: GenerationRequest

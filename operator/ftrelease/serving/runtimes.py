@@ -54,6 +54,12 @@ def _volume_name(raw: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", raw.lower())[:63].strip("-")
 
 
+def admin_port(serving: Serving) -> int:
+    """The builtin server's admin port (review samples), beside the serving port: never in the
+    Service, so clients cannot read other users' samples."""
+    return serving.port + 1
+
+
 def builtin_args(
     serving: Serving, bundle: Bundle, mounts: Mounts, revision: str, release: str
 ) -> list[str]:
@@ -66,6 +72,7 @@ def builtin_args(
         f"--release={release}",
         f"--revision={revision}",
         f"--bundle={BUNDLE_DIR}/{BUNDLE_FILE}",
+        f"--admin-port={admin_port(serving)}",
     ]
     if artifact.type == "adapter":
         args += [
@@ -120,6 +127,8 @@ def container_for(
     }
     if command:
         container["command"] = command
+    if serving.runtime == "builtin":
+        container["ports"].append({"name": "admin", "containerPort": admin_port(serving)})
     resources = serving.resources.to_wire()
     if resources.get("limits") or resources.get("requests"):
         container["resources"] = {k: v for k, v in resources.items() if v}
