@@ -27,17 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ftrelease.api.resource import GROUP, PLURAL, VERSION
 
+from bench.platform import platform
 from tests.api_cases import load_example
-from tests.cluster.localcluster import (
-    REPO_ROOT,
-    LocalCluster,
-    build_binaries,
-    new_workdir,
-    remove_workdir,
-)
+from tests.cluster.localcluster import LocalCluster
 from tests.cluster.processes import wait_until
-from tests.e2e.conftest import bind_models_claim
-from tests.operator_process import OperatorProcess
 
 NAMESPACE = "bench"
 NAME = "support-bot"
@@ -161,24 +154,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
 
-    workdir = new_workdir("ftrelease-bench-rollback-")
-    cluster = LocalCluster(build_binaries(), workdir, node_count=1, node_capacity=CAPACITY)
-    cluster.start()
-    operator = None
-    try:
-        cluster.kubectl("apply", "--server-side", "-k", str(REPO_ROOT / "manifests"))
-        core = client.CoreV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig)))
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-        bind_models_claim(core, NAMESPACE)
-        kubeconfig = cluster.kubeconfig_for_service_account(
-            "finetune-system", "finetune-release-operator"
-        )
-        operator = OperatorProcess(kubeconfig, workdir, name="operator")
-        operator.start()
-        bench = Bench(cluster)
+    total, after_patch = [], []
+    with platform("ftrelease-bench-rollback-", NAMESPACE, 1, CAPACITY) as found:
+        bench = Bench(found.cluster)
         bench.promote("v0", create=True)
         bench.promote("v1")
-        total, after_patch = [], []
         for run in range(args.runs):
             whole, routed = bench.rollback(run)
             total.append(whole)
@@ -187,11 +167,6 @@ def main() -> int:
                 f"run {run}: {whole:.3f} s (of which {routed:.3f} s after the CLI exited)",
                 flush=True,
             )
-    finally:
-        if operator is not None:
-            operator.stop()
-        cluster.stop()
-        remove_workdir(workdir)
     results = {
         "command_to_route_s": _percentiles(total),
         "cli_exit_to_route_s": _percentiles(after_patch),

@@ -37,16 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from ftrelease.api.resource import GROUP, PLURAL, VERSION
 from ftrelease.rollout.commands import ABORT
 
+from bench.platform import platform
 from tests.api_cases import load_example
-from tests.cluster.localcluster import (
-    REPO_ROOT,
-    LocalCluster,
-    build_binaries,
-    new_workdir,
-    remove_workdir,
-)
+from tests.cluster.localcluster import LocalCluster
 from tests.cluster.processes import wait_until
-from tests.e2e.conftest import bind_models_claim
 from tests.operator_process import OperatorProcess
 
 NAMESPACE = "bench"
@@ -273,23 +267,10 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    workdir = new_workdir("ftrelease-bench-scale-")
-    cluster = LocalCluster(build_binaries(), workdir, node_count=2, node_capacity=CAPACITY)
-    cluster.start()
     results: dict[str, dict] = {}
-    operators: list[OperatorProcess] = []
-    try:
-        cluster.kubectl("apply", "--server-side", "-k", str(REPO_ROOT / "manifests"))
-        core = client.CoreV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig)))
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-        bind_models_claim(core, NAMESPACE)
-        kubeconfig = cluster.kubeconfig_for_service_account(
-            "finetune-system", "finetune-release-operator"
-        )
-        operator = OperatorProcess(kubeconfig, workdir, name="operator")
-        operators.append(operator)
-        operator.start()
-        bench = Bench(cluster, args)
+    with platform("ftrelease-bench-scale-", NAMESPACE, 2, CAPACITY) as found:
+        operator = found.operators[0]
+        bench = Bench(found.cluster, args)
         for n in sizes:
             began = time.time()
             bench.grow(n)
@@ -299,15 +280,8 @@ def main() -> int:
             row |= bench.aborts()
             results[str(n)] = row
             print(json.dumps(row, indent=2), flush=True)
-        standby = OperatorProcess(kubeconfig, workdir, name="standby")
-        operators.append(standby)
-        results["failover"] = bench.failover(operator, standby)
+        results["failover"] = bench.failover(operator, found.operator("standby"))
         print(json.dumps(results["failover"], indent=2), flush=True)
-    finally:
-        for process in operators:
-            process.stop()
-        cluster.stop()
-        remove_workdir(workdir)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0

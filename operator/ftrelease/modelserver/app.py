@@ -153,21 +153,19 @@ def create_app(server: Server) -> FastAPI:
     if c.enable_runtime_lora:  # as vLLM: the routes exist only when enabled
         adapters = RuntimeAdapters(server)
 
-        @app.post("/v1/load_lora_adapter")
-        async def load_lora(request: Request) -> Any:
+        async def adapter_call(action, request: Request) -> Any:
             try:
-                message = await adapters.load(await read_body(request))
+                return PlainTextResponse(await action(await read_body(request)))
             except ApiError as exc:
                 return exc.response()
-            return PlainTextResponse(message)
+
+        @app.post("/v1/load_lora_adapter")
+        async def load_lora(request: Request) -> Any:
+            return await adapter_call(adapters.load, request)
 
         @app.post("/v1/unload_lora_adapter")
         async def unload_lora(request: Request) -> Any:
-            try:
-                message = await adapters.unload(await read_body(request))
-            except ApiError as exc:
-                return exc.response()
-            return PlainTextResponse(message)
+            return await adapter_call(adapters.unload, request)
 
     return app
 
