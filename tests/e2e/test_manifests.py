@@ -172,10 +172,12 @@ def test_the_podmonitor_selects_model_servers_and_copies_release_and_revision_as
     assert spec["namespaceSelector"] == {"any": True}
     [endpoint] = spec["podMetricsEndpoints"]
     job = scrape_job()
-    # The port the operator names on every model-server container, whichever the runtime.
+    # The port the operator names on every model-server container, whichever the runtime; the
+    # builtin server's admin port (review samples) is never scraped.
     containers = [c for _, _, pod in model_server_pods() for c in pod["spec"]["containers"]]
-    ports = {p["name"] for c in containers for p in c["ports"]}
-    assert ports == {endpoint["port"]} == {"http"}
+    assert all("http" in {p["name"] for p in c["ports"]} for c in containers)
+    assert {p["name"] for c in containers for p in c["ports"]} == {"http", "admin"}
+    assert endpoint["port"] == "http"
     assert endpoint["path"] == job["metrics_path"] == "/metrics"
     assert endpoint["interval"] == job["scrape_interval"]
 
