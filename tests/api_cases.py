@@ -337,12 +337,12 @@ CASES: list[InvalidCase] = [
     InvalidCase(
         "latency-bound-not-a-bucket",
         _metric(2, {"name": "slow", "template": "slow-requests", "latencyBound": "3s"}),
-        "spec.strategy.analysis.metrics",
+        "spec.strategy.analysis.metrics[2].latencyBound",
     ),
     InvalidCase(
-        "format-template-on-vllm",
-        _metric(1, {"name": "format", "template": "format-invalid-rate"}),
-        "spec.strategy.analysis.metrics",
+        "escalation-rule-two-ways",
+        _set("spec.bundle.prompt.escalation", {"jsonField": "escalate", "toolCall": "handoff"}),
+        "spec.bundle.prompt.escalation",
     ),
     InvalidCase(
         "max-duration-below-duration",

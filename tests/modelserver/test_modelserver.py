@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -156,6 +157,10 @@ def test_format_and_refusal_counters_follow_the_whole_chat_answers(tiny, servers
     bundle = write_bundle(
         tmp_path / "bundle.json", {"type": "regex", "pattern": re.escape(second.strip())}
     )
+    # The second answer is also the one the bundle's escalation rule hands to a person.
+    document = json.loads(bundle.read_text())
+    document["bundle"]["prompt"]["escalation"] = {"pattern": re.escape(second.strip())}
+    bundle.write_text(json.dumps(document))
     server = servers(
         f"--base={tiny.base}",
         "--model-name=m",
@@ -167,8 +172,9 @@ def test_format_and_refusal_counters_follow_the_whole_chat_answers(tiny, servers
     for _ in range(3):
         assert chat(server, PROMPTS[0], 16, stop_first) == (first, "stop")
     assert chat(server, PROMPTS[1], 16, stop_second) == (second, "stop")
-    server.text("m", PROMPTS[1], 8)  # a raw completion: not an answer to judge
-    assert chat(server, PROMPTS[1], 3)[1] == "length"  # cut off: not judged either
+    raw = server.text("m", PROMPTS[1], 8)  # a raw completion: not an answer to judge
+    cut, reason = chat(server, PROMPTS[1], 3)  # cut off: not judged either
+    assert reason == "length"
     labels = {"release": "bot", "revision": "r1", "model": "m", "adapter": "__base__"}
     assert server.metric("finetune_requests_total", code="200", **labels) == 6
     assert server.metric("finetune_refusals_total", **labels) == 3
@@ -176,6 +182,8 @@ def test_format_and_refusal_counters_follow_the_whole_chat_answers(tiny, servers
     assert server.metric("finetune_format_invalid_total", **labels) == 3  # only the second matches
     assert server.metric("finetune_finish_reasons_total", reason="length", **labels) == 2
     assert server.metric("finetune_finish_reasons_total", reason="stop", **labels) == 4
+    handed_over = 1 + sum(second.strip() in text for text in (raw, cut, first))
+    assert server.metric("finetune_escalations_total", **labels) == handed_over
 
 
 def test_bad_input_gets_openai_errors_and_the_server_keeps_serving(tiny, servers):

@@ -8,7 +8,7 @@ import pytest
 from ftrelease.analysis.evaluate import Measurement
 from ftrelease.analysis.measure import measure
 from ftrelease.analysis.prometheus import PrometheusSource
-from ftrelease.analysis.templates import BUILTIN, render
+from ftrelease.analysis.templates import TEMPLATES, render
 from ftrelease.api.strategy import Metric
 
 from tests.cluster.processes import wait_until
@@ -27,7 +27,7 @@ def test_refusal_rate_template_over_prometheus(tiny, servers, prometheus):
         f"--refusal-pattern={re.escape(refused)}",
     )
     prometheus.scrape_static("modelserver", [f"127.0.0.1:{server.port}"])
-    query = BUILTIN["refusal-rate"]
+    query = TEMPLATES["refusal-rate"]
     variables = {"release": "bot", "revision": "r7", "interval": "2m"}
     # The zeroed series are scraped before any request.
     wait_until("first scrape", lambda: prometheus.query(render(query.total, variables)), 30)
@@ -43,7 +43,9 @@ def test_refusal_rate_template_over_prometheus(tiny, servers, prometheus):
     wait_until("refusals scraped", lambda: scraped(query.bad) >= 2.9, 30)
     rate = float(prometheus.query(render(query.value, variables))[0]["value"][1])
     assert rate == pytest.approx(0.5, abs=1e-9)
-    errors = float(prometheus.query(render(BUILTIN["error-rate"].value, variables))[0]["value"][1])
+    errors = float(
+        prometheus.query(render(TEMPLATES["error-rate"].value, variables))[0]["value"][1]
+    )
     assert errors == 0
 
 
@@ -63,9 +65,9 @@ def test_slow_requests_template_reads_the_histogram_bucket(tiny, servers, promet
     source = PrometheusSource(prometheus.url)
 
     def counted() -> Measurement:
-        return measure(metric, "builtin", source, variables)
+        return measure(metric, source, variables)
 
-    total = render(BUILTIN["slow-requests"].total, variables)
+    total = render(TEMPLATES["slow-requests"].total, variables)
     wait_until("zeroed series scraped", lambda: prometheus.query(total), 30)
     for _ in range(4):
         server.text("m", "hello", 2)
@@ -77,5 +79,5 @@ def test_slow_requests_template_reads_the_histogram_bucket(tiny, servers, promet
     # A bound that is no bucket of the histogram is an Error, not "no slow requests" (the API
     # refuses it; a server with other buckets would meet it here).
     off_bucket = Metric(name="slow", template="slow-requests", latencyBound="3s")
-    error = measure(off_bucket, "builtin", source, variables).error
+    error = measure(off_bucket, source, variables).error
     assert error is not None and 'no histogram bucket le="3.0"' in error

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from ftrelease.api.bundle import OutputFormat
-from ftrelease.modelserver.checks import format_valid
+from ftrelease.checks.output import format_valid
 from ftrelease.modelserver.digest import artifact_digest
 
 from tests.modelserver.conftest import write_bundle

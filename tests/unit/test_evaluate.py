@@ -123,7 +123,7 @@ def test_a_window_whose_bad_count_exceeds_its_total_is_read_as_every_request_bad
     metric = Metric.model_validate({"name": "format", "template": "format-invalid-rate"})
     source = Answers({"format_invalid": 30.4, "format_checked": 30.0})
     variables = {"namespace": "ns", "release": "r", "revision": "c", "stableRevision": "s"}
-    measured = measure(metric, "builtin", source, {**variables, "interval": "30s"})
+    measured = measure(metric, source, {**variables, "interval": "30s"})
     assert measured.candidate == Counts(30.0, 30.0)
     results, _ = evaluate(
         Analysis.model_validate({"minSamples": 10, "metrics": [metric.model_dump(by_alias=True)]}),

@@ -1,4 +1,4 @@
-"""Measuring one metric over one window through a MetricSource (Prometheus) with the runtime's
+"""Measuring one metric over one window through a MetricSource (Prometheus) with the built-in
 templates. The only I/O of analysis; the cycle (rollout.cycle) says which window."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from .source import MetricError, MetricSource
 from .templates import TEMPLATES, RateTemplate, render
 
 
-def from_source(source: MetricSource, runtime: str, at: datetime | None = None) -> Measure:
-    """Measures through a MetricSource (Prometheus) with the runtime's templates, evaluated at
+def from_source(source: MetricSource, at: datetime | None = None) -> Measure:
+    """Measures through a MetricSource (Prometheus) with the built-in templates, evaluated at
     `at` (a window's end: a measurement that runs late still counts only its window)."""
-    return lambda metric, variables: measure(metric, runtime, _At(source, at), variables)
+    return lambda metric, variables: measure(metric, _At(source, at), variables)
 
 
 class _At:
@@ -30,9 +30,7 @@ class _At:
         return self.source.query(promql, at or self.at)
 
 
-def measure(
-    metric: Metric, runtime: str, source: MetricSource, variables: dict[str, str]
-) -> Measurement:
+def measure(metric: Metric, source: MetricSource, variables: dict[str, str]) -> Measurement:
     """One metric over the window: candidate and stable counts for rate templates, the
     candidate's value (and stable's, for the relative judge) otherwise."""
     if metric.latency_bound is not None:  # as the histogram's `le` label writes it: "2.0"
@@ -41,9 +39,7 @@ def measure(
     stable = {**variables, "revision": variables["stableRevision"]}
     try:
         if metric.template is not None:
-            template = TEMPLATES[runtime].get(metric.template)
-            if template is None:
-                raise MetricError(f"template {metric.template} is not measured by {runtime}")
+            template = TEMPLATES[metric.template]
             if isinstance(template, RateTemplate):
                 return Measurement(
                     candidate=_counts(source, template, variables),

@@ -1,17 +1,15 @@
-"""Built-in metric templates, per runtime. A rate template is a pair of counts over one analysis
-window, bad events and all events, so the sequential judge can compare candidate and stable
-counts; its value is their ratio. A value template is one number (tokens per request).
+"""Built-in metric templates. A rate template is a pair of counts over one analysis window, bad
+events and all events, so the sequential judge can compare candidate and stable counts; its
+value is their ratio. A value template is one number (tokens per request).
 
 Variables: {{namespace}} {{release}} {{revision}} {{stableRevision}} {{interval}} (the window,
 e.g. `30s`) and, for slow-requests, {{latencyBound}} (seconds as the histogram's `le` label
 writes them, e.g. `2.0`).
 
-builtin: ftrelease.modelserver's own metrics, labelled release and revision by the server.
-vllm: vLLM's metrics (`vllm:*`, and `http_requests_total` from its FastAPI instrumentator);
-vLLM does not label them by release, so the scrape must copy the pod labels
-`finetune.dev/release` and `finetune.dev/revision` to `release` and `revision` (a PodMonitor
-relabeling). vLLM checks no output format and counts no refusals: those two templates are the
-builtin runtime's only (the API refuses them with vllm)."""
+Every runtime's answers are measured by the same code (ftrelease.checks), under the same names
+and labels (release, revision, model, adapter): the builtin server measures its own, and beside
+any other runtime (vLLM) the response checker (ftrelease.sidecar) measures what passes through
+it. So one set of templates serves every runtime."""
 
 from __future__ import annotations
 
@@ -58,7 +56,7 @@ def _slow(histogram: str) -> RateTemplate:
 
 
 _OK = _increase("finetune_requests_total", 'code="200"')
-BUILTIN: dict[str, Template] = {
+TEMPLATES: dict[str, Template] = {
     "error-rate": RateTemplate(
         bad=_increase("finetune_requests_total", 'code=~"5.."'),
         total=_increase("finetune_requests_total"),
@@ -68,28 +66,12 @@ BUILTIN: dict[str, Template] = {
         total=_increase("finetune_format_checked_total"),
     ),
     "refusal-rate": RateTemplate(bad=_increase("finetune_refusals_total"), total=_OK),
+    "escalation-rate": RateTemplate(bad=_increase("finetune_escalations_total"), total=_OK),
     "slow-requests": _slow("finetune_request_duration_seconds"),
     "tokens-per-request": ValueTemplate(
         value=f"({_increase('finetune_generated_tokens_total')}) / ({_OK})"
     ),
 }
-
-_API = 'handler=~"/v1/.*"'
-VLLM: dict[str, Template] = {
-    "error-rate": RateTemplate(
-        bad=_increase("http_requests_total", f'{_API},status="5xx"'),
-        total=_increase("http_requests_total", _API),
-    ),
-    "slow-requests": _slow("vllm:e2e_request_latency_seconds"),
-    "tokens-per-request": ValueTemplate(
-        value=(
-            f"({_increase('vllm:generation_tokens_total')}) / "
-            f"({_increase('vllm:request_success_total')})"
-        )
-    ),
-}
-
-TEMPLATES: dict[str, dict[str, Template]] = {"builtin": BUILTIN, "vllm": VLLM}
 
 _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 

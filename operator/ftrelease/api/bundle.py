@@ -96,9 +96,57 @@ class OutputFormat(ApiModel):
         return self
 
 
+ESCALATION_RULES = (
+    cel(
+        "[has(self.jsonField), has(self.toolCall), has(self.pattern)].filter(x, x).size() == 1",
+        "an escalation rule sets exactly one of jsonField, toolCall or pattern",
+    ),
+)
+
+
+class Escalation(ApiModel):
+    """Which answers the model hands to a human (counted as escalations, judged by the
+    escalation-rate template)."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(*ESCALATION_RULES))
+
+    json_field: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="An answer that is a JSON object whose top-level field of this name is true.",
+    )
+    tool_call: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="An answer that calls the tool of this name.",
+    )
+    pattern: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="An answer in which this regular expression is found.",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        return OutputFormat._pattern_compiles(value)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Escalation:
+        if sum(v is not None for v in (self.json_field, self.tool_call, self.pattern)) != 1:
+            raise ValueError(ESCALATION_RULES[0]["message"])
+        return self
+
+
 class Prompt(ApiModel):
     system: str = Field(default="", max_length=65536, description="System instructions.")
     output_format: OutputFormat = Field(default_factory=OutputFormat)
+    escalation: Escalation | None = Field(
+        default=None, description="Which answers hand the conversation to a human."
+    )
 
 
 class Evals(ApiModel):

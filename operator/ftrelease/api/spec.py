@@ -11,17 +11,9 @@ from pydantic import ConfigDict, Field, StrictBool, field_validator, model_valid
 
 from .base import MAX_SCORES, ApiModel, cel_rules
 from .bundle import Bundle
-from .durations import parse_duration
 from .fields import NonEmptyStr, Quantity, Score, cel, error_at
 from .route import CAPABILITIES
-from .strategy import (
-    BUILTIN_ONLY_TEMPLATES,
-    MAX_STAGES,
-    Stage,
-    Strategy,
-    default_stages,
-    latency_bounds,
-)
+from .strategy import MAX_STAGES, Stage, Strategy, default_stages
 
 # ---- serving and traffic ---------------------------------------------------------------------
 
@@ -148,10 +140,6 @@ class Gate(ApiModel):
 # ---- the spec --------------------------------------------------------------------------------
 
 
-def _bounds_cel(runtime: str) -> str:
-    return "[" + ", ".join(f"duration('{b}s')" for b in latency_bounds(runtime)) + "]"
-
-
 # The replicas provider splits by pod counts: the candidate's share of a stage is its pods over
 # all pods. A stage below 100% must leave the stable a pod and give the candidate between half
 # and twice the stage's weight, unless the release accepts approximate splits.
@@ -213,22 +201,6 @@ SPEC_RULES = (
         field_path=".gate.evals",
     ),
     cel(
-        "self.serving.runtime != 'vllm' || self.strategy.analysis.metrics.all(m, "
-        f"!has(m.template) || !(m.template in {list(BUILTIN_ONLY_TEMPLATES)!r}))",
-        f"{' and '.join(BUILTIN_ONLY_TEMPLATES)} are measured by the builtin runtime only; "
-        "with vllm use a custom query",
-        field_path=".strategy.analysis.metrics",
-    ),
-    cel(
-        "self.strategy.analysis.metrics.all(m, !has(m.latencyBound) || "
-        f"(self.serving.runtime == 'vllm' ? {_bounds_cel('vllm')} : {_bounds_cel('builtin')})"
-        ".exists(b, b == duration(m.latencyBound)))",
-        "latencyBound must be a bucket bound of the runtime's latency histogram "
-        f"(builtin: {', '.join(f'{b}s' for b in latency_bounds('builtin'))}; "
-        f"vllm: {', '.join(f'{b}s' for b in latency_bounds('vllm'))})",
-        field_path=".strategy.analysis.metrics",
-    ),
-    cel(
         "self.traffic.provider != 'replicas' || self.traffic.approximateSplits || "
         "(has(self.strategy.stages) ? self.strategy.stages.all(s, !has(s.weight) || "
         f"s.weight >= 100 || {_cel_split_ok('s.weight')}) : "
@@ -266,20 +238,6 @@ class FineTuneReleaseSpec(ApiModel):
         can_mirror = CAPABILITIES[self.traffic.provider].mirror
         if not can_mirror and stages and any(s.mirror for s in stages):
             raise error_at("strategy.stages", SPEC_RULES[0]["message"])
-        runtime = self.serving.runtime
-        for metric in self.strategy.analysis.metrics:
-            if runtime == "vllm" and metric.template in BUILTIN_ONLY_TEMPLATES:
-                raise error_at(
-                    "strategy.analysis.metrics", f"{metric.name}: {SPEC_RULES[2]['message']}"
-                )
-            bound = metric.latency_bound
-            if bound is not None and (
-                parse_duration(bound).total_seconds() not in latency_bounds(runtime)
-            ):
-                raise error_at(
-                    "strategy.analysis.metrics",
-                    f"{metric.name}: {SPEC_RULES[3]['message']}; got {bound}",
-                )
         self._check_replica_split()
         kept = self.strategy.keep_previous_stable.replicas
         if self.traffic.provider == "replicas" and kept:

@@ -127,41 +127,25 @@ def check_stages(stages: list[Stage]) -> list[Stage]:
     return stages
 
 
-RATE_TEMPLATES = ("error-rate", "format-invalid-rate", "refusal-rate", "slow-requests")
-BUILTIN_ONLY_TEMPLATES = ("format-invalid-rate", "refusal-rate")  # vLLM measures neither
-# Bucket bounds (seconds) of each runtime's request-latency histogram: slow-requests counts the
-# requests above one of them, so latencyBound must be one (whole seconds, as durations are).
-LATENCY_BUCKETS: dict[str, tuple[float, ...]] = {
-    "builtin": (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
-    "vllm": (
-        0.3,
-        0.5,
-        0.8,
-        1,
-        1.5,
-        2,
-        2.5,
-        5,
-        10,
-        15,
-        20,
-        30,
-        40,
-        50,
-        60,
-        120,
-        240,
-        480,
-        960,
-        1920,
-        7680,
-    ),
-}
+RATE_TEMPLATES = (
+    "error-rate",
+    "format-invalid-rate",
+    "refusal-rate",
+    "escalation-rate",
+    "slow-requests",
+)
+# Bucket bounds (seconds) of the request-latency histogram that every runtime's answers are
+# measured with (ftrelease.checks: the builtin server's own, the response checker's beside
+# vLLM): slow-requests counts the requests above one of them, so latencyBound must be one
+# (whole seconds, as durations are).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 5, 8, 10, 15, 20, 30, 60, 120, 240, 480, 960,
+)  # fmt: skip
 
 
-def latency_bounds(runtime: str) -> list[int]:
-    """The latencyBound values a runtime's histogram can answer, in seconds."""
-    return [int(b) for b in LATENCY_BUCKETS[runtime] if b >= 1 and b == int(b)]
+def latency_bounds() -> list[int]:
+    """The latencyBound values the latency histogram can answer, in seconds."""
+    return [int(b) for b in LATENCY_BUCKETS if b >= 1 and b == int(b)]
 
 
 VALUE_TEMPLATES = ("tokens-per-request",)
@@ -185,6 +169,14 @@ METRIC_RULES = (
     cel(
         "(has(self.template) && self.template == 'slow-requests') == has(self.latencyBound)",
         "latencyBound is required by the slow-requests template and allowed only there",
+        field_path=".latencyBound",
+    ),
+    cel(
+        "!has(self.latencyBound) || ["
+        + ", ".join(f"duration('{b}s')" for b in latency_bounds())
+        + "].exists(b, b == duration(self.latencyBound))",
+        "latencyBound must be a bucket bound of the latency histogram "
+        f"({', '.join(f'{b}s' for b in latency_bounds())})",
         field_path=".latencyBound",
     ),
 )
@@ -224,6 +216,9 @@ class Metric(ApiModel):
             raise error_at("judge", METRIC_RULES[2]["message"])
         if (self.template == "slow-requests") != (self.latency_bound is not None):
             raise error_at("latencyBound", METRIC_RULES[3]["message"])
+        bound = self.latency_bound
+        if bound is not None and parse_duration(bound).total_seconds() not in latency_bounds():
+            raise error_at("latencyBound", f"{METRIC_RULES[4]['message']}; got {bound}")
         return self
 
     @property

@@ -13,7 +13,8 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from .checks import format_valid
+from ftrelease.checks.answers import Answer
+
 from .engine import QueueFull
 from .server import ApiError, Choice, Server
 
@@ -84,33 +85,22 @@ class Run:
             return
         self.finished = True
         self.cancel()  # whatever is still generating stops (an error, a client gone)
-        m, labels = self.server.metrics, self.labels
-        m.in_flight.labels(**labels).dec()
-        m.requests.labels(**labels, code=str(code)).inc()
-        m.duration.labels(**labels).observe(time.monotonic() - self.started)
+        server, labels = self.server, self.labels
+        server.metrics.in_flight.labels(**labels).dec()
         first = [c.request.first_token_at for c in self.choices if c.request.first_token_at]
-        if first:
-            m.first_token.labels(**labels).observe(min(first) - self.started)
-        prompts = {id(c.request.prompt_ids): len(c.request.prompt_ids) for c in self.choices}
-        m.prompt_tokens.labels(**labels).inc(sum(prompts.values()))
-        m.generated_tokens.labels(**labels).inc(sum(self.tokens))
-        m.request_tokens.labels(**labels).observe(sum(self.tokens))
+        server.metrics.record_request(
+            labels,
+            code,
+            time.monotonic() - self.started,
+            min(first) - self.started if first else None,
+            self.usage()["prompt_tokens"],
+            sum(self.tokens),
+        )
         if code != 200:
             return
-        output_format = self.server.prompt.output_format
-        refused = False
-        for text, reason in zip(self.texts, self.reasons, strict=True):
-            m.finish_reasons.labels(**labels, reason=reason or "stop").inc()
-            # Only a whole chat answer is judged: a cut-off one (length) cannot be valid JSON,
-            # and a raw completion is not an answer to a conversation.
-            if self.chat and reason == "stop" and output_format.type != "text":
-                m.format_checked.labels(**labels).inc()
-                if not format_valid(output_format, text):
-                    m.format_invalid.labels(**labels).inc()
-            refused = refused or self.server.refusals.refused(text)
-        if refused:
-            m.refusals.labels(**labels).inc()
-        self.server.samples.offer(
+        answers = [Answer(t, r) for t, r in zip(self.texts, self.reasons, strict=True)]
+        server.checks.record(labels, answers, self.chat)
+        server.samples.offer(
             labels["model"],
             labels["adapter"],
             self.sample,
@@ -119,6 +109,7 @@ class Run:
         )
 
     def usage(self) -> dict[str, int]:
+        # n choices of one prompt share its ids: each prompt counts once.
         prompt = sum(
             {id(c.request.prompt_ids): len(c.request.prompt_ids) for c in self.choices}.values()
         )

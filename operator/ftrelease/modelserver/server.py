@@ -14,14 +14,15 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from ftrelease.api.bundle import Prompt
+from ftrelease.checks.answers import AnswerChecks
+from ftrelease.checks.metrics import ServerMetrics
+from ftrelease.checks.output import RefusalDetector
+from ftrelease.checks.samples import SampleBuffer
 
-from .checks import RefusalDetector
 from .digest import DigestMismatch, verify
 from .engine import Engine, load_model, load_tokenizer
 from .engine import Request as GenerationRequest
-from .metrics import ServerMetrics
 from .requests import ChatBody, CompletionBody
-from .samples import SampleBuffer
 from .sampling import Sampling
 
 log = logging.getLogger(__name__)
@@ -116,16 +117,16 @@ class Server:
         self.metrics = ServerMetrics()
         self.faults = random.Random()
         self.samples = SampleBuffer(config.sample_rate, config.sample_capacity, config.redact)
-        self.refusals = (
+        refusals = (
             RefusalDetector(config.refusal_patterns)
             if config.refusal_patterns is not None
             else RefusalDetector()
         )
+        self.checks = AnswerChecks(Prompt(), refusals, self.metrics)
         self.engine: Engine | None = None
         self.ready = False
         self.reason = "loading"
         self.models: dict[str, str | None] = {}  # served model name -> adapter (None: as loaded)
-        self.prompt = Prompt()  # the bundle's system prompt and output format (load())
 
     # ---- loading ------------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class Server:
         c = self.config
         try:
             if c.bundle:
-                self.prompt = read_bundle_prompt(Path(c.bundle), c.revision)
+                self.checks.prompt = read_bundle_prompt(Path(c.bundle), c.revision)
             if c.merged:
                 verify("merged model", c.merged, c.merged_digest)
                 model_dir = c.merged
@@ -216,7 +217,8 @@ class Server:
         """The conversation as the model's chat template renders it. The bundle's system prompt
         always leads: a client's system or developer messages follow it in the same system
         turn, so no client can take the fine-tune's instructions away."""
-        system = [self.prompt.system] if self.prompt.system else []
+        bundle_system = self.checks.prompt.system
+        system = [bundle_system] if bundle_system else []
         system += [m.text() for m in body.messages if m.role in ("system", "developer")]
         turns = [{"role": m.role, "content": m.text()} for m in body.messages]
         turns = [t for t in turns if t["role"] not in ("system", "developer")]

@@ -41,7 +41,7 @@ class Measurements:
                     return None
                 del self._flight[key]
                 return flight[0], flight[1].result()
-            measure = from_source(self.source, spec.serving.runtime, at=window.end)
+            measure = from_source(self.source, at=window.end)
             future = self._pool.submit(cycle.measure_window, spec, window, measure)
             self._flight[key] = (window, future)
         future.add_done_callback(lambda _: self._done(key))

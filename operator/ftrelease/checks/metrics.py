@@ -1,16 +1,16 @@
-"""The server's Prometheus metrics. Every series carries the release, revision, model name and
-adapter, so the analysis templates (ftrelease.analysis) can compare candidate and stable."""
+"""The Prometheus metrics of every runtime's answers (the builtin server's, the response
+checker's beside vLLM). Every series carries the release, revision, model name and adapter, so
+the analysis templates (ftrelease.analysis) can compare candidate and stable."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ftrelease.api.strategy import LATENCY_BUCKETS as API_LATENCY_BUCKETS
+from ftrelease.api.strategy import LATENCY_BUCKETS  # latencyBound is validated against these
 
 LABELS = ["release", "revision", "model", "adapter"]
 # 499: the client went away before its answer was done (nginx's code for it).
 CODES = ("200", "400", "404", "413", "429", "499", "500", "503")
-LATENCY_BUCKETS = API_LATENCY_BUCKETS["builtin"]  # latencyBound is validated against these
 
 
 class ServerMetrics:
@@ -52,6 +52,12 @@ class ServerMetrics:
         )
         self.refusals = Counter(
             "finetune_refusals", "Responses matching a refusal pattern.", LABELS, registry=r
+        )
+        self.escalations = Counter(
+            "finetune_escalations",
+            "Responses handed to a human by the bundle's escalation rule.",
+            LABELS,
+            registry=r,
         )
         self.batch_rows = Histogram(
             "finetune_batch_rows",
@@ -100,7 +106,26 @@ class ServerMetrics:
             self.format_invalid,
             self.format_checked,
             self.refusals,
+            self.escalations,
             self.in_flight,
             self.request_tokens,
         ):
             metric.labels(**labels)
+
+    def record_request(
+        self,
+        labels: dict[str, str],
+        code: int,
+        seconds: float,
+        first_token_seconds: float | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        """One request's own series (its answers' checks are checks.answers)."""
+        self.requests.labels(**labels, code=str(code)).inc()
+        self.duration.labels(**labels).observe(seconds)
+        if first_token_seconds is not None:
+            self.first_token.labels(**labels).observe(first_token_seconds)
+        self.prompt_tokens.labels(**labels).inc(prompt_tokens)
+        self.generated_tokens.labels(**labels).inc(completion_tokens)
+        self.request_tokens.labels(**labels).observe(completion_tokens)

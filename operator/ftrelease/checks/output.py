@@ -1,5 +1,5 @@
-"""What the server checks in each response: output format validity (the bundle's
-prompt.outputFormat) and refusals (configurable patterns)."""
+"""What is checked in each answer: output format validity (the bundle's prompt.outputFormat),
+refusals (configurable patterns) and escalations (the bundle's prompt.escalation)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
-from ftrelease.api.bundle import OutputFormat
+from ftrelease.api.bundle import Escalation, OutputFormat
 
 DEFAULT_REFUSALS = (
     r"\bI can(?:no|')t help with\b",
@@ -45,3 +45,18 @@ class RefusalDetector:
 
     def refused(self, text: str) -> bool:
         return any(p.search(text) for p in self._compiled)
+
+
+def escalated(rule: Escalation | None, text: str, tool_calls: tuple[str, ...] = ()) -> bool:
+    """Whether an answer hands the conversation to a human by the bundle's rule."""
+    if rule is None:
+        return False
+    if rule.tool_call is not None:
+        return rule.tool_call in tool_calls
+    if rule.pattern is not None:
+        return re.search(rule.pattern, text) is not None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get(rule.json_field) is True
