@@ -37,6 +37,19 @@ def completion(model: str, prompt: str = "hello", max_tokens: int = 1) -> Reques
     )
 
 
+def chat(model: str, content: str = "hello", max_tokens: int = 4, **extra: Any) -> Request:
+    return lambda _: (
+        "/v1/chat/completions",
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            **extra,
+        },
+    )
+
+
 @dataclass
 class Routing:
     """What the stand-in last read: backend weights, the mirror and each Service's endpoints."""

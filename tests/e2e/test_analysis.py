@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.cluster.gateway import GatewayStandIn, completion
+from tests.cluster.gateway import GatewayStandIn, chat
 from tests.cluster.kubelet import FAULTS
 from tests.cluster.localcluster import LocalCluster
 from tests.cluster.localprometheus import LocalPrometheus
@@ -39,6 +39,7 @@ VERSIONS = {
 }
 FAULTS_BY_ROLE = {role: STABLE_ERRORS for role in VERSIONS} | {"regressed": 2 * STABLE_ERRORS}
 ANY_TEXT = {"type": "regex", "pattern": "(?s).*"}  # every answer is checked, and valid
+EOS = 2  # the tiny tokenizer's </s> (tests/tiny_models.py: <pad>, <s>, </s>, <unk>)
 MODELS: TinyModels | None = None  # the session's, set by the `served` fixture
 
 
@@ -118,9 +119,10 @@ def start_release(releases: Releases, candidate_version: str, **kwargs: Any) -> 
 
 
 def traffic(releases: Releases) -> GatewayStandIn:
-    return GatewayStandIn(
-        releases.custom.api_client, releases.namespace, NAME, completion(NAME), rps=RPS
-    )
+    # Whole chat answers (what the format check judges): the end-of-sequence token is made the
+    # first choice, so each answer ends at once, empty: valid text, and not the JSON asked for.
+    request = chat(NAME, logit_bias={str(EOS): 100})
+    return GatewayStandIn(releases.custom.api_client, releases.namespace, NAME, request, rps=RPS)
 
 
 def operator_metric(operator: OperatorProcess, name: str, namespace: str) -> float:
