@@ -1,4 +1,4 @@
-"""The server's guard (modelserver/app.py Guard) around a failure no valid request can cause:
+"""The guard of every runtime's checker (checks/http.py Guard) around a failure no valid request can cause:
 an endpoint that raises. Real Starlette and the real Guard in process; the endpoint raising is
 the one stand-in, since every path of the real server validates its input first."""
 
@@ -9,16 +9,17 @@ import asyncio
 import httpx
 import pytest
 from fastapi import FastAPI
-from ftrelease.modelserver.app import Guard
-from ftrelease.modelserver.server import Server, ServerConfig
+from ftrelease.checks.http import Guard
+from ftrelease.checks.metrics import ServerMetrics
 
 pytestmark = pytest.mark.serve
 
 
 def test_an_unhandled_failure_is_an_openai_shaped_500_counted_without_a_traceback():
-    server = Server(ServerConfig(model_name="m", release="bot", revision="r1"))
+    metrics = ServerMetrics()
+    labels = {"release": "bot", "revision": "r1", "model": "", "adapter": ""}
     app = FastAPI()
-    app.add_middleware(Guard, server=server)
+    app.add_middleware(Guard, metrics=metrics, labels=lambda: labels, max_body_bytes=1000)
 
     @app.post("/v1/chat/completions")
     async def broken() -> None:
@@ -35,5 +36,4 @@ def test_an_unhandled_failure_is_an_openai_shaped_500_counted_without_a_tracebac
         "error": {"message": "internal error", "type": "server_error", "param": None, "code": None}
     }
     assert "secret" not in response.text and "Traceback" not in response.text
-    labels = {"release": "bot", "revision": "r1", "model": "", "adapter": ""}
-    assert server.metrics.requests.labels(**labels, code="500")._value.get() == 1
+    assert metrics.requests.labels(**labels, code="500")._value.get() == 1

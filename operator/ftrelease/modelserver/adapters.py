@@ -14,9 +14,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ftrelease.checks.http import ApiError
+
 from .digest import DigestMismatch, verify
 from .engine import AdapterBusy
-from .server import ApiError, Server
+from .server import Server
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_RANK = 256

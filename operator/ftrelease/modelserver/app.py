@@ -6,7 +6,6 @@ state and request checks are in server.py, one request's run in responses.py."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -16,55 +15,28 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ftrelease.checks.http import ApiError, Guard, create_admin_app, serve_all
+
 from .adapters import RuntimeAdapters
 from .requests import RequestProblem, parse
 from .responses import Run
-from .server import ApiError, Server
+from .server import Server
 
 log = logging.getLogger(__name__)
 
 
-class Guard:
-    """Plain ASGI middleware (Starlette's BaseHTTPMiddleware would hide a client's disconnect
-    from the endpoints): bodies over the limit are refused before they are read, and anything
-    unhandled becomes an OpenAI-shaped 500 that is counted, never a plain-text one, a traceback
-    or a dropped connection."""
-
-    def __init__(self, app, server: Server) -> None:
-        self.app, self.server = app, server
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.server.config.max_body_bytes
-        length = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if length.isdigit() and int(length) > limit:
-            response = ApiError(413, f"request body over {limit} bytes", code="body_too_large")
-            await response.response()(scope, receive, send)
-            return
-        started = False
-
-        async def tracked(message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracked)
-        except Exception:
-            log.exception("unhandled failure on %s", scope.get("path"))
-            labels = self.server.unresolved_labels()
-            self.server.metrics.requests.labels(**labels, code="500").inc()
-            if not started:
-                error = ApiError(500, "internal error", type_="server_error")
-                await error.response()(scope, receive, send)
+def _guard(server: Server) -> dict:
+    return {
+        "metrics": server.metrics,
+        "labels": server.unresolved_labels,
+        "max_body_bytes": server.config.max_body_bytes,
+    }
 
 
 def create_app(server: Server) -> FastAPI:
     app = FastAPI(title="finetune-release model server")
     c = server.config
-    app.add_middleware(Guard, server=server)
+    app.add_middleware(Guard, **_guard(server))
 
     @app.on_event("startup")
     async def _load() -> None:
@@ -134,10 +106,7 @@ def create_app(server: Server) -> FastAPI:
             run.start()
         except ApiError as exc:
             server.metrics.requests.labels(**labels, code=str(exc.status)).inc()
-            response = exc.response()
-            if exc.status == 429:
-                response.headers["Retry-After"] = "1"
-            return response
+            return exc.response()
         if body.stream:
             return StreamingResponse(run.stream(), media_type="text/event-stream")
         return await run.complete(request.is_disconnected)
@@ -170,37 +139,9 @@ def create_app(server: Server) -> FastAPI:
     return app
 
 
-def create_admin_app(server: Server) -> FastAPI:
-    """Apart from the serving port: what people review, not what clients call."""
-    app = FastAPI(title="finetune-release model server admin")
-    app.add_middleware(Guard, server=server)
-
-    @app.get("/v1/samples")
-    async def samples(limit: int | None = None) -> Any:
-        if limit is not None and limit < 1:
-            return ApiError(400, "limit must be at least 1", param="limit").response()
-        return {
-            "object": "list",
-            "sample_rate": server.samples.rate,
-            "data": server.samples.items(limit),
-        }
-
-    @app.delete("/v1/samples")
-    async def clear_samples() -> dict[str, Any]:
-        return {"cleared": server.samples.clear()}
-
-    return app
-
-
 async def serve_forever(server: Server, host: str, port: int) -> None:
     """The serving app, and the admin app on config.admin_port if set, in one event loop."""
-    import uvicorn
-
     apps = [(create_app(server), port)]
     if server.config.admin_port:
-        apps.append((create_admin_app(server), server.config.admin_port))
-    servers = [
-        uvicorn.Server(uvicorn.Config(app, host=host, port=p, log_level="warning"))
-        for app, p in apps
-    ]
-    await asyncio.gather(*(s.serve() for s in servers))
+        apps.append((create_admin_app(server.samples, _guard(server)), server.config.admin_port))
+    await serve_all(apps, host)

@@ -14,9 +14,10 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from ftrelease.checks.answers import Answer
+from ftrelease.checks.http import ApiError
 
 from .engine import QueueFull
-from .server import ApiError, Choice, Server
+from .server import Choice, Server
 
 DISCONNECT_POLL = 0.25  # seconds between checks that a non-streaming client is still there
 

@@ -4,17 +4,16 @@ is the OpenAI-style error those checks raise."""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi.responses import JSONResponse
-
 from ftrelease.api.bundle import Prompt
 from ftrelease.checks.answers import AnswerChecks
+from ftrelease.checks.bundle import BundleProblem, lead_with, read_bundle_prompt
+from ftrelease.checks.http import ApiError
 from ftrelease.checks.metrics import ServerMetrics
 from ftrelease.checks.output import RefusalDetector
 from ftrelease.checks.samples import SampleBuffer
@@ -57,58 +56,6 @@ class ServerConfig:
     # Fault injection for canary drills and the analysis e2e: this fraction of requests for a
     # served model answer 500 (counted like any error). A real 2x error rate is hard to make.
     fault_error_rate: float = 0.0
-
-
-class BundleProblem(Exception):
-    """The revision's bundle.json is missing, unreadable or for another revision."""
-
-
-def read_bundle_prompt(path: Path, revision: str) -> Prompt:
-    """The bundle's prompt. A bundle asked for and not there, or written for another revision,
-    keeps the server unready: answering without the bundle's system prompt or format check would
-    be serving something other than the revision."""
-    try:
-        document = json.loads(path.read_text())
-        prompt = Prompt.model_validate((document.get("bundle") or {}).get("prompt") or {})
-    except (OSError, ValueError, AttributeError) as exc:
-        raise BundleProblem(f"{path}: {exc}") from None
-    written_for = document.get("revision")
-    if revision and written_for and written_for != revision:
-        raise BundleProblem(f"{path} is revision {written_for}'s, this server is {revision}")
-    return prompt
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = (
-            status,
-            message,
-            type_,
-            param,
-            code,
-        )
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(
-            {
-                "error": {
-                    "message": self.message,
-                    "type": self.type,
-                    "param": self.param,
-                    "code": self.code,
-                }
-            },
-            status_code=self.status,
-        )
 
 
 class Server:
@@ -214,16 +161,10 @@ class Server:
         }
 
     def chat_prompt(self, body: ChatBody) -> str:
-        """The conversation as the model's chat template renders it. The bundle's system prompt
-        always leads: a client's system or developer messages follow it in the same system
-        turn, so no client can take the fine-tune's instructions away."""
-        bundle_system = self.checks.prompt.system
-        system = [bundle_system] if bundle_system else []
-        system += [m.text() for m in body.messages if m.role in ("system", "developer")]
-        turns = [{"role": m.role, "content": m.text()} for m in body.messages]
-        turns = [t for t in turns if t["role"] not in ("system", "developer")]
-        if system:
-            turns.insert(0, {"role": "system", "content": "\n\n".join(system)})
+        """The conversation, led by the bundle's system prompt, as the model's chat template
+        renders it."""
+        messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+        turns = lead_with(self.checks.prompt.system, messages)
         tokenizer = self.engine.tokenizer
         if getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
