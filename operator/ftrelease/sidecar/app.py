@@ -145,9 +145,8 @@ class Sidecar:
             and isinstance(messages, list)
             and all(isinstance(m, dict) for m in messages)
         ):
-            body = {**body, "messages": lead_with(system, messages)}
-            raw = json.dumps(body).encode()
-        return raw, body
+            raw = json.dumps({**body, "messages": lead_with(system, messages)}).encode()
+        return raw, body  # the body as the client sent it: what samples keep
 
     async def _stream(self, path, raw, body, labels, chat, started) -> Response:
         try:
