@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis bench-scale bench-rollback clean
+.PHONY: demo playground up down test unit e2e lint deps system-deps cluster-binaries bench-serve bench-analysis bench-scale bench-rollback bench-sidecar clean
 
 demo: deps  # demo/run.py builds the binaries itself, saying how long the first build takes
 	$(PY) demo/run.py $(DEMO_ARGS)
@@ -48,6 +48,9 @@ bench-serve: deps
 
 bench-analysis: deps
 	$(PY) bench/analysis/run.py
+
+bench-sidecar: deps
+	$(PY) bench/sidecar/run.py
 
 bench-scale: deps cluster-binaries
 	$(PY) bench/scale/run.py $(BENCH_ARGS)
