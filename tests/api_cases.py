@@ -340,6 +340,19 @@ CASES: list[InvalidCase] = [
         "spec.strategy.analysis.metrics[2].latencyBound",
     ),
     InvalidCase(
+        "runtime-image-not-pinned",
+        _set("spec.bundle.runtime", {"image": "vllm/vllm-openai:latest"}),
+        "spec.bundle.runtime.image",
+    ),
+    InvalidCase(
+        "runtime-image-twice",
+        lambda doc: (
+            _set("spec.bundle.runtime", {"image": "vllm/vllm-openai@sha256:" + "ab" * 32})(doc),
+            _set("spec.serving.image", "vllm/vllm-openai:v0.11.0")(doc),
+        ),
+        "spec.serving.image",
+    ),
+    InvalidCase(
         "escalation-rule-two-ways",
         _set("spec.bundle.prompt.escalation", {"jsonField": "escalate", "toolCall": "handoff"}),
         "spec.bundle.prompt.escalation",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ftrelease.modelserver.digest import artifact_digest
+from ftrelease.checks.digest import artifact_digest
 
 from tests.modelserver.conftest import ModelServer
 from tests.tiny_models import build_adapter, build_base

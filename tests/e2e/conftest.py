@@ -178,7 +178,7 @@ class TinyModels:
     adapters: tuple[str, ...]
 
     def digest(self, adapter: str) -> str:
-        from ftrelease.modelserver.digest import artifact_digest
+        from ftrelease.checks.digest import artifact_digest
 
         return artifact_digest(self.root / "adapters" / adapter)
 

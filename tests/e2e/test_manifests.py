@@ -172,11 +172,12 @@ def test_the_podmonitor_selects_model_servers_and_copies_release_and_revision_as
     assert spec["namespaceSelector"] == {"any": True}
     [endpoint] = spec["podMetricsEndpoints"]
     job = scrape_job()
-    # The port the operator names on every model-server container, whichever the runtime; the
-    # builtin server's admin port (review samples) is never scraped.
-    containers = [c for _, _, pod in model_server_pods() for c in pod["spec"]["containers"]]
-    assert all("http" in {p["name"] for p in c["ports"]} for c in containers)
-    assert {p["name"] for c in containers for p in c["ports"]} == {"http", "admin"}
+    # The port the operator names on the container that measures answers, whichever the
+    # runtime (the builtin server, or the response checker before vLLM); the admin port (review
+    # samples) and vLLM's own port are never scraped.
+    for _, _, pod in model_server_pods():
+        ports = [p["name"] for c in pod["spec"]["containers"] for p in c["ports"]]
+        assert ports.count("http") == 1 and set(ports) <= {"http", "admin", "vllm"}, ports
     assert endpoint["port"] == "http"
     assert endpoint["path"] == job["metrics_path"] == "/metrics"
     assert endpoint["interval"] == job["scrape_interval"]

@@ -9,7 +9,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ftrelease.modelserver.digest import artifact_digest
+from ftrelease.checks.digest import artifact_digest
 
 from tests.modelserver.conftest import write_bundle
 

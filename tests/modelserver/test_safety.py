@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from ftrelease.modelserver.digest import artifact_digest
+from ftrelease.checks.digest import artifact_digest
 from safetensors.torch import load_file, save_file
 
 from tests.modelserver.conftest import write_bundle

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from ftrelease.api.bundle import OutputFormat
+from ftrelease.checks.digest import artifact_digest
 from ftrelease.checks.output import format_valid
-from ftrelease.modelserver.digest import artifact_digest
 
 from tests.modelserver.conftest import write_bundle
 from tests.tiny_models import (

@@ -36,6 +36,29 @@ class Artifact(ApiModel):
     digest: Sha256Digest = Field(
         description="sha256 over the artifact's files in canonical order (see modelserver)."
     )
+    rank: int | None = Field(
+        default=None,
+        ge=1,
+        le=512,
+        description=(
+            "A LoRA adapter's rank (r in adapter_config.json). vLLM needs it to size its LoRA "
+            "slots (--max-lora-rank); without it vLLM's default, 16, must be enough."
+        ),
+    )
+
+
+PINNED_IMAGE = r"^[^\s@]+@sha256:[0-9a-f]{64}$"
+
+
+class RuntimeImage(ApiModel):
+    image: str = Field(
+        max_length=512,
+        pattern=PINNED_IMAGE,
+        description=(
+            "The runtime's container image pinned by digest (repository@sha256:<64 hex>), so a "
+            "runtime upgrade is a new revision rolled out through the stages."
+        ),
+    )
 
 
 class Dataset(ApiModel):
@@ -195,3 +218,7 @@ class Bundle(ApiModel):
     prompt: Prompt = Field(default_factory=Prompt)
     evals: Evals
     routing: Routing
+    runtime: RuntimeImage | None = Field(
+        default=None,
+        description="The runtime's image, as part of the revision (default: serving.image).",
+    )

@@ -187,6 +187,20 @@ def _cel_split_message() -> str:
     )
 
 
+IMAGE_TWICE = cel(
+    "!has(self.bundle.runtime) || !has(self.serving.image)",
+    "the runtime image is set twice: keep bundle.runtime.image (pinned, part of the revision) "
+    "and remove serving.image",
+    field_path=".serving.image",
+)
+NOTHING_KEPT_WARM = cel(
+    "self.traffic.provider != 'replicas' || !has(self.strategy.keepPreviousStable) || "
+    "!has(self.strategy.keepPreviousStable.replicas) || "
+    "self.strategy.keepPreviousStable.replicas == 0",
+    "the replicas provider sends live traffic to every pod of the release, so a previous "
+    "stable cannot be kept warm: set 0 or use traffic.provider gateway-api",
+    field_path=".strategy.keepPreviousStable.replicas",
+)
 SPEC_RULES = (
     cel(
         "self.traffic.provider != 'replicas' || !has(self.strategy.stages) || "
@@ -209,14 +223,8 @@ SPEC_RULES = (
         field_path=".strategy.stages",
         message_expression=_cel_split_message(),
     ),
-    cel(
-        "self.traffic.provider != 'replicas' || !has(self.strategy.keepPreviousStable) || "
-        "!has(self.strategy.keepPreviousStable.replicas) || "
-        "self.strategy.keepPreviousStable.replicas == 0",
-        "the replicas provider sends live traffic to every pod of the release, so a previous "
-        "stable cannot be kept warm: set 0 or use traffic.provider gateway-api",
-        field_path=".strategy.keepPreviousStable.replicas",
-    ),
+    IMAGE_TWICE,
+    NOTHING_KEPT_WARM,
 )
 
 
@@ -239,9 +247,11 @@ class FineTuneReleaseSpec(ApiModel):
         if not can_mirror and stages and any(s.mirror for s in stages):
             raise error_at("strategy.stages", SPEC_RULES[0]["message"])
         self._check_replica_split()
+        if self.bundle.runtime is not None and self.serving.image is not None:
+            raise error_at("serving.image", IMAGE_TWICE["message"])
         kept = self.strategy.keep_previous_stable.replicas
         if self.traffic.provider == "replicas" and kept:
-            raise error_at("strategy.keepPreviousStable.replicas", SPEC_RULES[-1]["message"])
+            raise error_at("strategy.keepPreviousStable.replicas", NOTHING_KEPT_WARM["message"])
         known = self.bundle.evals.scores
         for field, names in (
             ("minScores", self.gate.evals.min_scores),

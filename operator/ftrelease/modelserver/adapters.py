@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ftrelease.checks.digest import DigestMismatch, verify
 from ftrelease.checks.http import ApiError
 
-from .digest import DigestMismatch, verify
 from .engine import AdapterBusy
 from .server import Server
 

@@ -9,7 +9,8 @@ import sys
 
 from peft import PeftModel
 
-from .digest import artifact_digest
+from ftrelease.checks.digest import artifact_digest
+
 from .engine import load_model, load_tokenizer
 
 

@@ -13,12 +13,12 @@ from typing import Any
 from ftrelease.api.bundle import Prompt
 from ftrelease.checks.answers import AnswerChecks
 from ftrelease.checks.bundle import BundleProblem, lead_with, read_bundle_prompt
+from ftrelease.checks.digest import DigestMismatch, verify
 from ftrelease.checks.http import ApiError
 from ftrelease.checks.metrics import ServerMetrics
 from ftrelease.checks.output import RefusalDetector
 from ftrelease.checks.samples import SampleBuffer
 
-from .digest import DigestMismatch, verify
 from .engine import Engine, load_model, load_tokenizer
 from .engine import Request as GenerationRequest
 from .requests import ChatBody, CompletionBody

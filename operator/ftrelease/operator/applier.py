@@ -21,7 +21,7 @@ from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.rollout.types import Decision, Observed, ObservedRevision
 from ftrelease.serving.objects import applied_digest, revision_objects
-from ftrelease.serving.runtimes import BUNDLE_FILE
+from ftrelease.serving.pod import BUNDLE_FILE
 from ftrelease.traffic.routers import ROUTERS
 
 from . import metrics

@@ -18,7 +18,8 @@ from ftrelease.api.ownership import (
 )
 from ftrelease.api.spec import FineTuneReleaseSpec
 
-from .runtimes import BUNDLE_DIR, BUNDLE_FILE, container_for
+from .pod import BUNDLE_DIR, BUNDLE_FILE
+from .runtimes import RUNTIMES
 
 APPLIED_ANNOTATION = "finetune.dev/applied"
 
@@ -71,9 +72,14 @@ def deployment(
     replicas: int,
     role: str,
 ) -> dict[str, Any]:
-    container, volumes = container_for(spec.serving, bundle, revision, ref.name)
-    volumes.append({"name": "bundle", "configMap": {"name": object_name(ref.name, revision)}})
-    container["volumeMounts"].append({"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": True})
+    pod = RUNTIMES[spec.serving.runtime].pod(spec.serving, bundle, revision, ref.name)
+    config_map = {"name": "bundle", "configMap": {"name": object_name(ref.name, revision)}}
+    for container in pod.containers:  # the bundle.json every container of it may read
+        mount = {"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": True}
+        container["volumeMounts"] = [*container["volumeMounts"], mount]
+    pod_spec: dict[str, Any] = {"containers": pod.containers, "volumes": [*pod.volumes, config_map]}
+    if pod.init_containers:
+        pod_spec["initContainers"] = pod.init_containers
     labels = selector_labels(ref.name, revision)
     return {
         "apiVersion": "apps/v1",
@@ -84,7 +90,7 @@ def deployment(
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": {"app.kubernetes.io/name": ref.name, **labels}},
-                "spec": {"containers": [container], "volumes": volumes},
+                "spec": pod_spec,
             },
         },
     }

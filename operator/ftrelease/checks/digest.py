@@ -8,7 +8,9 @@ timestamps and permissions do not."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sys
 from pathlib import Path
 
 CHUNK = 1 << 20
@@ -50,3 +52,30 @@ def verify(what: str, directory: str | Path, expected: str | None) -> str:
     if expected and actual != expected:
         raise DigestMismatch(what, directory, expected, actual)
     return actual
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ftrelease.checks.digest DIR EXPECTED`: a runtime's init step. Exit 1 with the
+    reason (also the container's termination message) when the artifact is not the one named."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ftrelease.checks.digest")
+    parser.add_argument("directory")
+    parser.add_argument("expected", help="sha256:<64 hex>, as spec.bundle.artifact.digest")
+    args = parser.parse_args(argv)
+    try:
+        verify("artifact", args.directory, args.expected)
+    except (DigestMismatch, FileNotFoundError) as exc:
+        message = f"digest check failed: {exc}"
+        print(message, file=sys.stderr)
+        with contextlib.suppress(OSError):
+            Path(TERMINATION_LOG).write_text(message)
+        return 1
+    print(f"artifact at {args.directory} is {args.expected}")
+    return 0
+
+
+TERMINATION_LOG = "/dev/termination-log"
+
+if __name__ == "__main__":
+    sys.exit(main())
