@@ -80,15 +80,24 @@ class Steps:
         return time.monotonic() - self.started
 
 
-def release_doc(models: TinyModels, adapter: str, stage_seconds: int) -> dict[str, Any]:
-    """The support-bot example, served by the builtin runtime from the tiny models."""
+VLLM_STAND_IN = "ghcr.io/finetune-release/vllm-stand-in:local"
+
+
+def release_doc(
+    models: TinyModels, adapter: str, stage_seconds: int, runtime: str = "builtin"
+) -> dict[str, Any]:
+    """The support-bot example, served from the tiny models by the builtin runtime, or by the
+    vllm runtime (on this machine the local kubelet's vLLM stand-in, behind the real response
+    checker)."""
     doc = models.use(load_example(), adapter)
     doc["metadata"]["namespace"] = NAMESPACE
     spec = doc["spec"]
     bundle = spec["bundle"]
     bundle["dataset"]["version"] = f"tickets-{adapter}"
     bundle["prompt"] = {"system": SUPPORT_SYSTEM, "outputFormat": SUPPORT_OUTPUT_FORMAT}
-    spec["serving"] = {"runtime": "builtin", "replicas": 1}
+    spec["serving"] = {"runtime": runtime, "replicas": 1}
+    if runtime == "vllm":  # run by the local kubelet: see tests/cluster/README.md
+        spec["serving"]["image"] = VLLM_STAND_IN
     spec["strategy"] = {
         "stages": [
             {**stage, "duration": f"{stage_seconds}s"} if stage["name"] != "full" else stage
@@ -222,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage-seconds", type=int, default=20)
     parser.add_argument("--rps", type=float, default=8.0, help="the stand-in's request rate")
     parser.add_argument("--keep", action="store_true", help="leave the cluster's files behind")
+    parser.add_argument(
+        "--runtime",
+        choices=("builtin", "vllm"),
+        default="builtin",
+        help="vllm: the pods run a vLLM stand-in behind the response checker",
+    )
     args = parser.parse_args(argv)
 
     step = Steps()
@@ -276,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
             "straight to stable once its pod is ready)"
         ):
             custom.create_namespaced_custom_object(
-                GROUP, VERSION, NAMESPACE, PLURAL, release_doc(models, "v1", args.stage_seconds)
+                GROUP,
+                VERSION,
+                NAMESPACE,
+                PLURAL,
+                release_doc(models, "v1", args.stage_seconds, args.runtime),
             )
             watcher_status = _wait(custom, lambda s: s.get("phase") == "Promoted", 300)
             gateway = GatewayStandIn(kube, NAMESPACE, NAME, chat_request, rps=args.rps)
@@ -290,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             "(tests/cluster/gateway.py: reads the HTTPRoute, resolves EndpointSlices)"
         )
         for adapter, label in (("v2", "v2, a good refresh"), ("v3-bad", "v3, breaks the format")):
-            doc = release_doc(models, adapter, args.stage_seconds)
+            doc = release_doc(models, adapter, args.stage_seconds, args.runtime)
             with step(f"Rolling out {label}: kubectl apply of the new bundle"):
                 release, _ = validate_release(doc)
                 candidate = revision_of(release.spec.bundle)

@@ -1,9 +1,11 @@
-"""The local kubelet: runs the pods of the builtin model server as real local processes.
+"""The local kubelet: runs the pods of the model-serving runtimes as real local processes.
 
 KWOK plays the kubelet for every other pod (marks it Running and Ready, runs nothing). A pod
-whose containers all use an image this kubelet can run (RUNNABLE_IMAGES: the project's model
-server image, whose contents are this repository) is left to it instead (KWOK's pod stages are
-given KWOK_EXCLUSION, see localcluster.py), and it does for that pod what a kubelet does:
+whose containers and init containers all use an image this kubelet can run (RUNNABLE_IMAGES: the
+project's images, whose contents are this repository, and a vLLM stand-in) is left to it
+instead (KWOK's pod stages are given KWOK_EXCLUSION, see localcluster.py), and it does for that
+pod what a kubelet does:
+- runs its init containers in order, each to completion, again after a back-off on failure;
 - gives it an address in the local pod network (podnetwork.py) and runs each container's
   command and arguments with the image's entrypoint, its environment and its volumes
   (ConfigMaps and Secrets written out, PersistentVolumeClaims resolved to their PV's host path,
@@ -51,17 +53,22 @@ log = logging.getLogger("local-kubelet")
 
 COMPONENT = "local-kubelet"
 MODELSERVER_IMAGE = "ghcr.io/finetune-release/modelserver"
-# image repository -> (entrypoint, environment), as docker/modelserver.Dockerfile declares them;
-# the image's `python` is this interpreter, whose environment has the repository installed.
+OPERATOR_IMAGE = "ghcr.io/finetune-release/operator"
+# Named by the tests and the demo for a vLLM they want run (serving.image); vLLM's own image
+# stays with KWOK.
+VLLM_STAND_IN_IMAGE = "ghcr.io/finetune-release/vllm-stand-in"
+_OFFLINE = {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+# image repository -> (entrypoint, environment), as the Dockerfiles in docker/ declare them; the
+# images' `python` is this interpreter, whose environment has the repository installed. The one
+# stand-in is for vLLM (tests/cluster/vllm_stand_in.py: the builtin server, translated).
 RUNNABLE_IMAGES: dict[str, tuple[list[str], dict[str, str]]] = {
-    MODELSERVER_IMAGE: (
-        [sys.executable, "-m", "ftrelease.modelserver"],
-        {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-    ),
+    MODELSERVER_IMAGE: ([sys.executable, "-m", "ftrelease.modelserver"], _OFFLINE),
+    OPERATOR_IMAGE: ([sys.executable, "-m", "ftrelease"], {"PYTHONUNBUFFERED": "1"}),
+    VLLM_STAND_IN_IMAGE: ([sys.executable, "-m", "tests.cluster.vllm_stand_in"], _OFFLINE),
 }
 # The jq condition (a KWOK Stage selector key) true for pods this kubelet runs.
 KWOK_EXCLUSION = {
-    "key": "[.spec.containers[].image | "
+    "key": "[(.spec.containers + (.spec.initContainers // []))[].image | "
     + " or ".join(f'startswith("{repo}:") or startswith("{repo}@")' for repo in RUNNABLE_IMAGES)
     + "] | all",
     "operator": "NotIn",
@@ -80,10 +87,9 @@ def image_repository(image: str) -> str:
 
 def runnable(pod: dict[str, Any]) -> bool:
     containers = pod["spec"].get("containers") or []
-    return (
-        bool(containers)
-        and not pod["spec"].get("initContainers")
-        and all(image_repository(c.get("image", "")) in RUNNABLE_IMAGES for c in containers)
+    every = [*containers, *(pod["spec"].get("initContainers") or [])]
+    return bool(containers) and all(
+        image_repository(c.get("image", "")) in RUNNABLE_IMAGES for c in every
     )
 
 
@@ -167,6 +173,7 @@ class Container:
         self.backoff = BACKOFF_START
         self.restart_at = 0.0
         self.log_path = pod.directory / f"{self.name}.log"
+        self.completed: dict[str, Any] | None = None  # an init container that exited 0
 
     # ---- the process -----------------------------------------------------------------------
 
@@ -181,7 +188,10 @@ class Container:
         return [self.pod.local_arg(a) for a in command + args], env
 
     def start(self, at: float) -> None:
-        extra, reasons = self.pod.kubelet.injected_faults(self.pod.pod)
+        # Faults go to the model's container (the one that answers requests) only.
+        extra, reasons = (
+            self.pod.kubelet.injected_faults(self.pod.pod) if self.name == "model" else ([], [])
+        )
         argv, env = self.argv(extra)
         for reason in reasons:
             self.pod.event("Normal", "FaultInjected", reason)
@@ -261,6 +271,8 @@ class Container:
 
     def _exited(self, code: int | None, at: float, why: str) -> None:
         self.last_exit = {"exitCode": code if code is not None else -1, "finishedAt": now()}
+        if self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            self.last_exit["message"] = self.log_tail()
         self.process, self.ready = None, False
         self.restarts += 1
         self.restart_at = at + self.backoff
@@ -269,7 +281,50 @@ class Container:
         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
         self.pod.event("Warning", "BackOff", message)
 
+    def initializing(self) -> dict[str, Any]:
+        """A container's status while the pod's init containers run."""
+        return {
+            "name": self.name,
+            "image": self.spec["image"],
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"waiting": {"reason": "PodInitializing"}},
+        }
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def run_to_completion(self, terminate: threading.Event) -> bool:
+        """An init container: runs until it exits; True when it exited 0 (Completed). A failure
+        leaves it waiting in CrashLoopBackOff, to be run again after the back-off."""
+        self.start(time.monotonic())
+        assert self.process is not None
+        while self.process.poll() is None:
+            if terminate.wait(TICK):
+                self.stop(grace=5)
+                return False
+        code = self.process.returncode
+        if code == 0:
+            self.completed = {"exitCode": 0, "reason": "Completed", "finishedAt": now()}
+            self.process, self.waiting = None, None
+            return True
+        self._exited(code, time.monotonic(), f"exited with code {code}")
+        return False
+
     def status(self) -> dict[str, Any]:
+        if self.completed:
+            return {
+                "name": self.name,
+                "image": self.spec["image"],
+                "imageID": "",
+                "ready": True,
+                "restartCount": self.restarts,
+                "state": {"terminated": {**self.completed, "startedAt": self.started_at}},
+            }
         status: dict[str, Any] = {
             "name": self.name,
             "image": self.spec["image"],
@@ -300,6 +355,7 @@ class PodRunner(threading.Thread):
         self.directory = kubelet.workdir / "pods" / f"{self.namespace}_{self.pod_name}"
         self.mounts: dict[str, Path] = {}
         self.containers: list[Container] = []
+        self.inits: list[Container] = []
         self.terminate = threading.Event()
         self.started = now()
         self.transitions: dict[str, tuple[bool, str]] = {}
@@ -324,10 +380,13 @@ class PodRunner(threading.Thread):
 
     def local_arg(self, arg: str) -> str:
         """A mount path becomes its local directory; the wildcard address (a server listening
-        in its own network namespace) becomes the pod's own address."""
+        in its own network namespace) and the pod's loopback (a container calling another of
+        the same pod) become the pod's own address."""
         flag, sep, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
         if value in ("0.0.0.0", "::"):
             value = self.local_address
+        for loopback in ("://127.0.0.1:", "://localhost:"):
+            value = value.replace(loopback, f"://{self.local_address}:")
         for mount_path, local in sorted(self.mounts.items(), key=lambda m: -len(m[0])):
             if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
                 value = str(local) + value[len(mount_path.rstrip("/")) :]
@@ -341,7 +400,10 @@ class PodRunner(threading.Thread):
             self._mount_volumes()
             if self.terminate.is_set():
                 return self._finish()
+            self.inits = [Container(self, c) for c in self.pod["spec"].get("initContainers") or []]
             self.containers = [Container(self, c) for c in self.pod["spec"]["containers"]]
+            if not self._initialize():
+                return self._finish()
             self._write_status()
             with httpx.Client() as http:
                 while not self.terminate.is_set():
@@ -355,6 +417,19 @@ class PodRunner(threading.Thread):
         except Exception:
             log.exception("%s failed", self.name)
         self._finish()
+
+    def _initialize(self) -> bool:
+        """Runs the init containers in order, each to completion, a failed one again after its
+        back-off, as a kubelet does; False if the pod goes away first."""
+        for init in self.inits:
+            while not init.completed:
+                self._write_status()
+                if init.run_to_completion(self.terminate):
+                    break
+                self._write_status()
+                if self.terminate.wait(max(init.restart_at - time.monotonic(), 0)):
+                    return False
+        return not self.terminate.is_set()
 
     def _finish(self) -> None:
         grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
@@ -392,10 +467,12 @@ class PodRunner(threading.Thread):
         return condition
 
     def _write_status(self) -> None:
+        initializing = [c.name for c in self.inits if not c.completed]
         unready = [c.name for c in self.containers if not c.ready]
         message = f"containers with unready status: [{' '.join(unready)}]"
+        init_message = f"containers with incomplete status: [{' '.join(initializing)}]"
         status = {
-            "phase": "Running",
+            "phase": "Pending" if initializing else "Running",
             "hostIP": NODE_IP,
             "hostIPs": [{"ip": NODE_IP}],
             "podIP": self.pod_ip,
@@ -403,12 +480,18 @@ class PodRunner(threading.Thread):
             "startTime": self.started,
             "conditions": [
                 self._condition("PodReadyToStartContainers", True),
-                self._condition("Initialized", True),
+                self._condition(
+                    "Initialized", not initializing, "ContainersNotInitialized", init_message
+                ),
                 self._condition("ContainersReady", not unready, "ContainersNotReady", message),
                 self._condition("Ready", not unready, "ContainersNotReady", message),
             ],
-            "containerStatuses": [c.status() for c in self.containers],
+            "containerStatuses": [
+                c.status() if not initializing else c.initializing() for c in self.containers
+            ],
         }
+        if self.inits:
+            status["initContainerStatuses"] = [c.status() for c in self.inits]
         try:
             self.kubelet.core.patch_namespaced_pod_status(
                 self.pod_name, self.namespace, {"status": status}

@@ -27,3 +27,20 @@ def test_the_demo_promotes_the_good_refresh_and_rolls_back_the_format_breaker(tm
     assert 15 < rate < 50 and "vs stable 0.000%" in reason, reason
     assert code == 0
     assert (workdir / "timeline.png").stat().st_size > 10_000
+
+
+def test_on_the_vllm_runtime_the_response_checker_judges_the_same(tmp_path):
+    """The demo's scenario with runtime vllm. vLLM cannot run here: the local kubelet runs its
+    stand-in (tests/cluster/vllm_stand_in.py: the builtin server without the bundle, so it
+    applies no prompt and its own measurements are not scraped) behind the real response
+    checker, after the real digest check. The analysis reads only the checker's metrics."""
+    from demo.run import main
+
+    workdir = tmp_path / "demo-vllm"
+    code = main(["--workdir", str(workdir), "--stage-seconds", "10", "--runtime", "vllm"])
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["v2"]["outcome"] == "Promoted", summary
+    assert summary["v3-bad"]["outcome"] == "RolledBack", summary
+    reason = summary["v3-bad"]["reason"]
+    assert reason.startswith("format: candidate ") and "vs stable 0.000%" in reason, reason
+    assert code == 0

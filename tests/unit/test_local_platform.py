@@ -61,6 +61,9 @@ def pod_of(example: str, **serving) -> dict:
 def test_the_local_kubelet_runs_the_builtin_runtime_and_leaves_other_images_to_kwok():
     assert runnable(pod_of("summarizer-merged-builtin.yaml"))
     assert not runnable(pod_of("support-bot-adapter-vllm.yaml"))
+    # vLLM's pod (its digest check, the stand-in, the response checker) when the stand-in is named.
+    stand_in = "ghcr.io/finetune-release/vllm-stand-in:local"
+    assert runnable(pod_of("support-bot-adapter-vllm.yaml", image=stand_in))
     assert not runnable(pod_of("summarizer-merged-builtin.yaml", image="example.com/other:1"))
 
 

@@ -48,6 +48,11 @@ def parser() -> argparse.ArgumentParser:
         help="vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter (off by default)",
     )
     p.add_argument("--lora-root", help="the only directory runtime adapters may be loaded from")
+    p.add_argument(
+        "--health-when-loaded",
+        action="store_true",
+        help="/health answers 503 until the model is loaded, as vLLM's (for the vLLM stand-in)",
+    )
     p.add_argument("--sample-rate", type=float, default=0.01, help="fraction of pairs kept")
     p.add_argument("--sample-capacity", type=int, default=256)
     p.add_argument("--redact", action="append", default=[], help="regex redacted in samples")

@@ -43,8 +43,10 @@ def create_app(server: Server) -> FastAPI:
         threading.Thread(target=server.load, name="load", daemon=True).start()
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> JSONResponse:
+        # --health-when-loaded: as vLLM's, healthy only once serving (the vLLM stand-in's).
+        loading = c.health_when_loaded and not server.ready
+        return JSONResponse({"status": "loading" if loading else "ok"}, 503 if loading else 200)
 
     @app.get("/ready")
     async def ready() -> JSONResponse:

@@ -47,6 +47,7 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     max_queue: int = 256  # requests waiting for the batch; past it, 429 with Retry-After
     admin_port: int | None = None  # review samples, apart from the serving port
+    health_when_loaded: bool = False  # /health answers 503 until loaded, as vLLM's does
     enable_runtime_lora: bool = False  # vLLM's runtime LoRA API (load/unload); off by default
     lora_root: str | None = None  # the only directory runtime adapters may be loaded from
     sample_rate: float = 0.01

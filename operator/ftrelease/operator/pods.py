@@ -29,7 +29,10 @@ def pod_problem(pods: list[dict[str, Any]]) -> str | None:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
                 reason = condition.get("reason") or "Unschedulable"
                 return f"pod {name} {reason}: {condition.get('message', '')}".strip()
-        for container in status.get("containerStatuses") or []:
+        containers = (status.get("initContainerStatuses") or []) + (
+            status.get("containerStatuses") or []
+        )
+        for container in containers:  # an init container that fails says why first
             waiting = (container.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in PROBLEM_WAITING:
                 last = ((container.get("lastState") or {}).get("terminated")) or {}
