@@ -64,13 +64,18 @@ _OFFLINE = {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLIN
 RUNNABLE_IMAGES: dict[str, tuple[list[str], dict[str, str]]] = {
     MODELSERVER_IMAGE: ([sys.executable, "-m", "ftrelease.modelserver"], _OFFLINE),
     OPERATOR_IMAGE: ([sys.executable, "-m", "ftrelease"], {"PYTHONUNBUFFERED": "1"}),
-    VLLM_STAND_IN_IMAGE: ([sys.executable, "-m", "tests.cluster.vllm_stand_in"], _OFFLINE),
+    VLLM_STAND_IN_IMAGE: (
+        [sys.executable, str(Path(__file__).with_name("vllm_stand_in.py"))],
+        _OFFLINE,
+    ),
 }
 # The jq condition (a KWOK Stage selector key) true for pods this kubelet runs.
+RELEASE_LABEL = "finetune.dev/release"
 KWOK_EXCLUSION = {
-    "key": "[(.spec.containers + (.spec.initContainers // []))[].image | "
+    "key": f'(.metadata.labels["{RELEASE_LABEL}"] != null) and '
+    "([(.spec.containers + (.spec.initContainers // []))[].image | "
     + " or ".join(f'startswith("{repo}:") or startswith("{repo}@")' for repo in RUNNABLE_IMAGES)
-    + "] | all",
+    + "] | all)",
     "operator": "NotIn",
     "values": ["true"],
 }
@@ -86,10 +91,15 @@ def image_repository(image: str) -> str:
 
 
 def runnable(pod: dict[str, Any]) -> bool:
+    """A release's model-serving pod, every image of which this kubelet can run (the operator's
+    own pods, which use its image too, stay with KWOK: a second operator would compete)."""
     containers = pod["spec"].get("containers") or []
     every = [*containers, *(pod["spec"].get("initContainers") or [])]
-    return bool(containers) and all(
-        image_repository(c.get("image", "")) in RUNNABLE_IMAGES for c in every
+    labels = pod.get("metadata", {}).get("labels") or {}
+    return (
+        RELEASE_LABEL in labels
+        and bool(containers)
+        and all(image_repository(c.get("image", "")) in RUNNABLE_IMAGES for c in every)
     )
 
 
@@ -387,11 +397,13 @@ class PodRunner(threading.Thread):
             value = self.local_address
         for loopback in ("://127.0.0.1:", "://localhost:"):
             value = value.replace(loopback, f"://{self.local_address}:")
+        # A path may follow a name, as in vLLM's --lora-modules=NAME=PATH.
+        name, equals, path = value.rpartition("=") if value.count("=") == 1 else ("", "", value)
         for mount_path, local in sorted(self.mounts.items(), key=lambda m: -len(m[0])):
-            if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
-                value = str(local) + value[len(mount_path.rstrip("/")) :]
+            if path == mount_path or path.startswith(mount_path.rstrip("/") + "/"):
+                path = str(local) + path[len(mount_path.rstrip("/")) :]
                 break
-        return f"{flag}{sep}{value}"
+        return f"{flag}{sep}{name}{equals}{path}"
 
     # ---- lifecycle ---------------------------------------------------------------------------
 

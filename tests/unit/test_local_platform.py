@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
+import yaml
 from ftrelease.api.ownership import ReleaseRef
 from ftrelease.api.revision import revision_of
 from ftrelease.api.validation import validate_release
@@ -42,6 +44,9 @@ def test_image_repository(image, repository):
     assert image_repository(image) == repository
 
 
+OPERATOR = Path(__file__).resolve().parents[2] / "manifests" / "operator.yaml"
+
+
 def pod_of(example: str, **serving) -> dict:
     doc = load_example(example)
     doc["spec"]["serving"].update(serving)
@@ -55,7 +60,8 @@ def pod_of(example: str, **serving) -> dict:
         1,
         "stable",
     )
-    return {"metadata": {"name": "p"}, "spec": built["spec"]["template"]["spec"]}
+    template = built["spec"]["template"]
+    return {"metadata": {"name": "p", **template["metadata"]}, "spec": template["spec"]}
 
 
 def test_the_local_kubelet_runs_the_builtin_runtime_and_leaves_other_images_to_kwok():
@@ -64,6 +70,9 @@ def test_the_local_kubelet_runs_the_builtin_runtime_and_leaves_other_images_to_k
     # vLLM's pod (its digest check, the stand-in, the response checker) when the stand-in is named.
     stand_in = "ghcr.io/finetune-release/vllm-stand-in:local"
     assert runnable(pod_of("support-bot-adapter-vllm.yaml", image=stand_in))
+    # The operator's own pods use its image too: they stay with KWOK (no second operator).
+    [operator] = [d for d in yaml.safe_load_all(OPERATOR.read_text()) if d["kind"] == "Deployment"]
+    assert not runnable({"metadata": {"name": "op"}, **operator["spec"]["template"]})
     assert not runnable(pod_of("summarizer-merged-builtin.yaml", image="example.com/other:1"))
 
 
