@@ -141,9 +141,9 @@ def create_app(server: Server) -> FastAPI:
     return app
 
 
-async def serve_forever(server: Server, host: str, port: int) -> None:
+def serve_forever(server: Server, host: str, port: int) -> None:
     """The serving app, and the admin app on config.admin_port if set, in one event loop."""
     apps = [(create_app(server), port)]
     if server.config.admin_port:
         apps.append((create_admin_app(server.samples, _guard(server)), server.config.admin_port))
-    await serve_all(apps, host)
+    serve_all(apps, host)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per proxied request
-    asyncio.run(serve_forever(Sidecar(SidecarConfig(**args)), host, port))
+    serve_forever(Sidecar(SidecarConfig(**args)), host, port)
     return 0
 
 

@@ -299,8 +299,8 @@ def create_app(sidecar: Sidecar) -> FastAPI:
     return app
 
 
-async def serve_forever(sidecar: Sidecar, host: str, port: int) -> None:
+def serve_forever(sidecar: Sidecar, host: str, port: int) -> None:
     apps = [(create_app(sidecar), port)]
     if sidecar.config.admin_port:
         apps.append((create_admin_app(sidecar.samples, sidecar.guard()), sidecar.config.admin_port))
-    await serve_all(apps, host)
+    serve_all(apps, host)
