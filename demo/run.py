@@ -100,7 +100,14 @@ def release_doc(
         spec["serving"]["image"] = VLLM_STAND_IN
     spec["strategy"] = {
         "stages": [
-            {**stage, "duration": f"{stage_seconds}s"} if stage["name"] != "full" else stage
+            {
+                **stage,
+                "duration": f"{stage_seconds}s",
+                # Time enough to gather minSamples on a busy machine before Inconclusive.
+                "maxDuration": f"{max(3 * stage_seconds, 90)}s",
+            }
+            if stage["name"] != "full"
+            else stage
             for stage in STAGES
         ],
         "analysis": {
