@@ -98,7 +98,7 @@ def simulate_cli(path: Path, *args: str) -> subprocess.CompletedProcess:
 def test_every_shipped_example_simulates_to_a_decision():
     assert len(EXAMPLES) == 3
     for path in EXAMPLES:
-        extra = ["--value", "kv-cache=0.5"] if "support-bot" in path.name else []
+        extra = ["--value", "ttft-p99=0.5"] if "support-bot" in path.name else []
         result = simulate_cli(path, "--runs", "3", "--json", *extra)
         assert result.returncode == 0, result.stdout + result.stderr
         figures = json.loads(result.stdout)
@@ -110,15 +110,15 @@ def test_a_custom_query_must_be_given_a_value_and_decides_by_it():
     support_bot = next(p for p in EXAMPLES if "support-bot" in p.name)
     refused = simulate_cli(support_bot, "--runs", "1")
     assert refused.returncode == 2
-    assert "metric kv-cache" in refused.stdout and "--value kv-cache=" in refused.stdout
-    # Over its threshold (max 0.95): every run is rolled back, though every rate is healthy.
-    result = simulate_cli(support_bot, "--runs", "2", "--json", "--value", "kv-cache=0.99")
+    assert "metric ttft-p99" in refused.stdout and "--value ttft-p99=" in refused.stdout
+    # Over its threshold (max 2 s): every run is rolled back, though every rate is healthy.
+    result = simulate_cli(support_bot, "--runs", "2", "--json", "--value", "ttft-p99=3")
     assert json.loads(result.stdout)["rollback_rate"] == 1.0
 
 
 def test_manual_approval_is_given_or_withheld():
     support_bot = next(p for p in EXAMPLES if "support-bot" in p.name)
-    args = ["--runs", "1", "--json", "--value", "kv-cache=0.5"]
+    args = ["--runs", "1", "--json", "--value", "ttft-p99=0.5"]
     never = json.loads(simulate_cli(support_bot, *args, "--no-approve").stdout)
     assert never["promotion_rate"] == 0.0 and never["undecided_rate"] == 1.0
     # canary-10 (2h, manual): approved 3h after it starts, an hour past its clock.
