@@ -8,7 +8,7 @@ import json
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 
@@ -63,18 +63,25 @@ def test_status_lists_releases_shows_time_left_and_watches(installed, releases: 
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(watcher.stdout), daemon=True)
+    reader.start()
+
+    def views() -> list[str]:
+        return "".join(lines).split("phase ")[1:]
+
     try:
-        time.sleep(3)  # the first view
+        wait_until("the first view", lambda: views(), 60)
         releases.patch(NAME, {"spec": {"paused": True}})
         wait_until("paused", lambda: releases.status(NAME).get("phase") == "Paused", 30)
-        time.sleep(4)  # two of the watch's polls
+        wait_until("a view of the pause", lambda: any(v.startswith("Paused") for v in views()), 30)
     finally:
         watcher.send_signal(signal.SIGINT)
-        out, err = watcher.communicate(timeout=30)
-    assert watcher.returncode == 0, err
-    views = out.split("phase ")[1:]
-    assert len(views) >= 2, out
-    assert views[0].startswith("Shadow") and any(v.startswith("Paused") for v in views[1:]), out
+        watcher.wait(timeout=30)
+        reader.join(timeout=10)
+    assert watcher.returncode == 0, watcher.stderr.read()
+    shown = views()
+    assert shown[0].startswith("Shadow") and any(v.startswith("Paused") for v in shown[1:]), shown
 
 
 def test_promote_completes_the_stage_and_promote_full_goes_to_100(installed, releases: Releases):
