@@ -62,6 +62,8 @@ def test_status_lists_releases_shows_time_left_and_watches(installed, releases: 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a run in the background (CI) would pass SIGINT on ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(watcher.stdout), daemon=True)
