@@ -161,6 +161,8 @@ class Undo(Holds):
         request = self.st.rolling_back_to
         assert request is not None
         self.st.rolling_back_to = None
+        # Still retained (cold), for another try: its objects are not deleted.
+        self.retire(request.revision, "0s", role="stable")
         message = (
             f"rollback to {request.revision} given up, {why}; {stable} still serves all traffic"
         )
