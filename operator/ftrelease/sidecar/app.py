@@ -170,9 +170,9 @@ class Sidecar:
                     yield data
                 code = 200
             except httpx.HTTPError as exc:  # the upstream broke off mid-answer
-                code = _upstream_error(exc).status
-                error = _upstream_error(exc).body()
-                yield f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n".encode()
+                error = _upstream_error(exc)
+                code = error.status
+                yield f"data: {json.dumps(error.body())}\n\ndata: [DONE]\n\n".encode()
             finally:
                 await upstream.aclose()
                 self._record(labels, code, started, parsed, body=body, chat=chat)
