@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from httpx_aiohttp import AiohttpTransport
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
 
 from ftrelease.api.bundle import Prompt
 from ftrelease.checks.answers import AnswerChecks
@@ -65,10 +69,15 @@ class Sidecar:
                 self.checks.prompt = read_bundle_prompt(Path(config.bundle), config.revision)
             except BundleProblem as exc:
                 self.problem = f"bundle: {exc}"
+        # httpx's API on aiohttp's connection pool: httpcore's pool re-checks every idle
+        # connection on each request, several times the CPU of the answer itself (bench/sidecar).
+        self.transport = AiohttpTransport()
+        timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
         self.client = httpx.AsyncClient(
-            base_url=config.upstream,
-            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+            base_url=config.upstream, timeout=timeout, transport=self.transport
         )
+        self.timeouts = timeout.as_dict()
+        self.urls = {path: self.client.base_url.join(path) for path in CHECKED}
         self.metrics.prime(self.labels(config.model_name))
 
     def labels(self, model: Any) -> dict[str, str]:
@@ -104,8 +113,12 @@ class Sidecar:
             if body.get("stream"):
                 return await self._stream(path, raw, body, labels, chat, started)
             try:
-                upstream = await self.client.post(path, content=raw, headers=_JSON)
-            except httpx.HTTPError as exc:
+                upstream = await self._send(path, raw)
+                try:
+                    await upstream.aread()
+                finally:
+                    await upstream.aclose()
+            except UPSTREAM_FAILURES as exc:
                 raise _upstream_error(exc) from None
             if upstream.status_code != 200:
                 raise _upstream_status(upstream.status_code, upstream.content)
@@ -124,6 +137,18 @@ class Sidecar:
             return exc.response()
         self._record(labels, 200, started, parsed, body=body, chat=chat)
         return Response(upstream.content, media_type=upstream.headers.get("content-type"))
+
+    async def _send(self, path: str, raw: bytes) -> httpx.Response:
+        """Straight to the transport, its body not yet read: the client's cookies, auth,
+        redirects and URL merging cost more per request than the checks do."""
+        request = httpx.Request(
+            "POST",
+            self.urls[path],
+            content=raw,
+            headers=_JSON,
+            extensions={"timeout": self.timeouts},
+        )
+        return await self.transport.handle_async_request(request)
 
     async def _read(self, request: Request, chat: bool) -> tuple[bytes, dict[str, Any]]:
         raw = await request.body()
@@ -150,10 +175,8 @@ class Sidecar:
 
     async def _stream(self, path, raw, body, labels, chat, started) -> Response:
         try:
-            upstream = await self.client.send(
-                self.client.build_request("POST", path, content=raw, headers=_JSON), stream=True
-            )
-        except httpx.HTTPError as exc:
+            upstream = await self._send(path, raw)
+        except UPSTREAM_FAILURES as exc:
             raise _upstream_error(exc) from None
         if upstream.status_code != 200:
             content = await upstream.aread()
@@ -169,7 +192,7 @@ class Sidecar:
                     reader.feed(data)
                     yield data
                 code = 200
-            except httpx.HTTPError as exc:  # the upstream broke off mid-answer
+            except UPSTREAM_FAILURES as exc:  # the upstream broke off mid-answer
                 error = _upstream_error(exc)
                 code = error.status
                 yield f"data: {json.dumps(error.body())}\n\ndata: [DONE]\n\n".encode()
@@ -206,7 +229,7 @@ class Sidecar:
             return False, self.problem
         try:
             health = await self.client.get("/health", timeout=2)
-        except httpx.HTTPError as exc:
+        except UPSTREAM_FAILURES as exc:
             return False, f"upstream not reachable: {exc.__class__.__name__}"
         if health.status_code != 200:
             return False, f"upstream not ready: /health answered {health.status_code}"
@@ -216,8 +239,21 @@ class Sidecar:
 _JSON = {"content-type": "application/json"}
 
 
-def _upstream_error(exc: httpx.HTTPError) -> ApiError:
-    if isinstance(exc, httpx.TimeoutException):
+# httpx's errors, and a bare timeout that the aiohttp transport lets through unmapped.
+UPSTREAM_FAILURES = (httpx.HTTPError, TimeoutError)
+
+
+def _timed_out(exc: Exception) -> bool:
+    """The aiohttp transport maps any dropped connection to httpx.ConnectTimeout: what it came
+    from says whether the upstream was slow or gone."""
+    cause = exc.__cause__
+    if cause is not None and not isinstance(cause, httpx.HTTPError):
+        return isinstance(cause, TimeoutError)
+    return isinstance(exc, (httpx.TimeoutException, TimeoutError))
+
+
+def _upstream_error(exc: Exception) -> ApiError:
+    if _timed_out(exc):
         return ApiError(
             504,
             f"the upstream did not answer in time: {exc.__class__.__name__}",
@@ -249,39 +285,30 @@ def _upstream_status(status: int, content: bytes) -> ApiError:
         )
 
 
-def create_app(sidecar: Sidecar) -> FastAPI:
-    app = FastAPI(title="finetune-release response checker")
-    app.add_middleware(Guard, **sidecar.guard())
+def create_app(sidecar: Sidecar) -> Starlette:
+    """Plain Starlette routes: a proxy in front of every request keeps its own cost small."""
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
 
-    @app.get("/ready")
-    async def ready() -> JSONResponse:
+    async def ready(request: Request) -> Response:
         ok, reason = await sidecar.ready()
         return JSONResponse({"ready": ok, "reason": reason}, status_code=200 if ok else 503)
 
-    @app.get("/metrics")
-    async def metrics() -> PlainTextResponse:
+    async def metrics(request: Request) -> Response:
         return PlainTextResponse(
             generate_latest(sidecar.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
-    for path in CHECKED:
+    async def checked(request: Request) -> Response:
+        return await sidecar.forward(request, request.url.path)
 
-        async def checked(request: Request, path: str = path) -> Response:
-            return await sidecar.forward(request, path)
-
-        app.add_api_route(path, checked, methods=["POST"])
-
-    @app.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
-    async def passthrough(request: Request, rest: str) -> Response:
+    async def passthrough(request: Request) -> Response:
         """Anything else (models, tokenize...) as it is, unchecked."""
         try:
             upstream = await sidecar.client.request(
                 request.method,
-                "/" + rest,
+                request.url.path,
                 params=request.query_params,
                 content=await request.body(),
                 headers={
@@ -290,13 +317,20 @@ def create_app(sidecar: Sidecar) -> FastAPI:
                     if k.lower() in ("content-type", "authorization")
                 },
             )
-        except httpx.HTTPError as exc:
+        except UPSTREAM_FAILURES as exc:
             return _upstream_error(exc).response()
         return Response(
             upstream.content, upstream.status_code, media_type=upstream.headers.get("content-type")
         )
 
-    return app
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *(Route(path, checked, methods=["POST"]) for path in CHECKED),
+        Route("/{rest:path}", passthrough, methods=["GET", "POST", "PUT", "DELETE"]),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(Guard, **sidecar.guard())])
 
 
 def serve_forever(sidecar: Sidecar, host: str, port: int) -> None:

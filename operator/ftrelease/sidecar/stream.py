@@ -59,32 +59,25 @@ class Parsed:
 
 
 class EventReader:
-    """Server-sent events, fed as bytes arrive in any pieces; each `data:` JSON goes to a
-    Parsed. `data: [DONE]` and anything not JSON are passed over."""
+    """Server-sent events, fed as bytes arrive in any pieces; each `data:` line's JSON goes to a
+    Parsed (OpenAI-compatible servers put one JSON document on each). `data: [DONE]` and
+    anything not JSON are passed over."""
 
     def __init__(self, parsed: Parsed) -> None:
         self.parsed = parsed
-        self._buffer = b""
+        self._partial = b""  # a line not yet ended
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
-        while True:
-            ends = [
-                i for i in (self._buffer.find(b"\n\n"), self._buffer.find(b"\r\n\r\n")) if i >= 0
-            ]
-            if not ends:
-                return
-            end = min(ends)
-            event, self._buffer = self._buffer[:end], self._buffer[end:].lstrip(b"\r\n")
-            for line in event.splitlines():
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    continue
-                try:
-                    document = json.loads(payload)
-                except ValueError:
-                    continue
-                if isinstance(document, dict):
-                    self.parsed.take(document, delta=True)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()  # and the \r of a \r\n ending
+            if payload == b"[DONE]":
+                continue
+            try:
+                document = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(document, dict):
+                self.parsed.take(document, delta=True)
