@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from ftrelease.sidecar.stream import EventReader, Parsed
 
 
