@@ -314,6 +314,50 @@ CASES: list[InvalidCase] = [
         _set("spec.gate.evals.maxRegression.accuracy", -0.1),
         "spec.gate.evals.maxRegression",
     ),
+    InvalidCase(
+        "gate-negative-increase",
+        _set("spec.gate.evals.maxIncrease", {"refusal_rate": -0.01}),
+        "spec.gate.evals.maxIncrease",
+    ),
+    InvalidCase(
+        "gate-negative-tolerance",
+        _set("spec.gate.evals.tolerance", -0.5),
+        "spec.gate.evals.tolerance",
+    ),
+    InvalidCase(
+        "gate-deadline-not-a-duration",
+        _set("spec.gate.evals.deadline", "ten minutes"),
+        "spec.gate.evals.deadline",
+    ),
+    InvalidCase(
+        "gate-names-a-score-the-builtin-evaluator-does-not-measure",
+        _set("spec.bundle.evals.run", {"builtin": {"cases": {"configMap": {"name": "qa"}}}}),
+        "spec.gate.evals",
+    ),
+    InvalidCase(
+        "eval-run-with-two-evaluators",
+        _set(
+            "spec.bundle.evals.run",
+            {
+                "builtin": {"cases": {"configMap": {"name": "qa"}}},
+                "container": {"image": "registry.example/evals:1"},
+            },
+        ),
+        "spec.bundle.evals.run",
+    ),
+    InvalidCase(
+        "eval-cases-from-two-places",
+        _set(
+            "spec.bundle.evals.run",
+            {"builtin": {"cases": {"configMap": {"name": "qa"}, "uri": "pvc://models/qa.jsonl"}}},
+        ),
+        "spec.bundle.evals.run.builtin.cases",
+    ),
+    InvalidCase(
+        "eval-cases-config-map-name-not-an-object-name",
+        _set("spec.bundle.evals.run", {"builtin": {"cases": {"configMap": {"name": "QA cases"}}}}),
+        "spec.bundle.evals.run.builtin.cases.configMap.name",
+    ),
     InvalidCase("runtime-unknown", _set("spec.serving.runtime", "tgi"), "spec.serving.runtime"),
     InvalidCase(
         "canary-replicas-zero",

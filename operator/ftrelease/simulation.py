@@ -21,7 +21,9 @@ threshold metric without one cannot be simulated (`unsimulated` names them)."""
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -29,13 +31,14 @@ import numpy as np
 
 from ftrelease.analysis.evaluate import Measurement
 from ftrelease.analysis.judges import Counts
+from ftrelease.api.bundle import Bundle
 from ftrelease.api.durations import parse_duration
 from ftrelease.api.revision import revision_of
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.api.strategy import RATE_TEMPLATES, Metric
 from ftrelease.rollout.commands import APPROVE
-from ftrelease.rollout.types import Route
+from ftrelease.rollout.types import EvalJobPlan, Route
 from ftrelease.rollout.world import World
 
 TREATMENTS = ("pass", "fail", "nodata")
@@ -235,6 +238,7 @@ def simulate_run(
             stable_bundle=stable_spec.bundle.to_wire(),
             phase="Promoted",
         ),
+        evaluator=_declared_as_measured(stable_spec.bundle),
     )
     stable = world.status.stable_revision
     assert stable is not None
@@ -263,6 +267,17 @@ def simulate_run(
         bad_served += traffic.serve(rng, world.route, candidate, step)
         world.now += timedelta(seconds=step)
     return RunResult("undecided", bad_served, max_seconds)
+
+
+def _declared_as_measured(stable_bundle: Bundle) -> Callable[[EvalJobPlan], tuple[str, str]]:
+    """No evals run in a simulation: each eval Job "measures" what the bundles declare."""
+    stable = revision_of(stable_bundle)
+
+    def evaluate(plan: EvalJobPlan) -> tuple[str, str]:
+        scores = (stable_bundle if plan.target == stable else plan.bundle).evals.scores
+        return "Succeeded", json.dumps({"scores": scores})
+
+    return evaluate
 
 
 def _approval(world: World, scenario: Scenario) -> dict[str, str] | None:

@@ -10,7 +10,9 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .base import MAX_SCORES, ApiModel, cel_rules
 from .fields import (
+    ConfigMapKeyName,
     DatasetVersion,
+    DnsSubdomain,
     ModelName,
     ModelUri,
     NonEmptyStr,
@@ -172,13 +174,100 @@ class Prompt(ApiModel):
     )
 
 
+# What the built-in evaluator (ftrelease.evals) measures; every score is a number per suite run.
+BUILTIN_SCORES = {
+    "exact_match": "share of answers equal to the expected one",
+    "normalized_match": "share equal after case, whitespace and punctuation are normalised",
+    "format_valid": "share of answers that satisfy prompt.outputFormat (the shared checks)",
+    "refusal_rate": "share of answers that refuse",
+    "mean_tokens": "mean completion tokens per answer",
+}
+ONE_SOURCE = cel(
+    "[has(self.configMap), has(self.uri)].filter(x, x).size() == 1",
+    "the cases come from exactly one of configMap or uri",
+)
+ONE_EVALUATOR = cel(
+    "[has(self.builtin), has(self.container)].filter(x, x).size() == 1",
+    "an eval run sets exactly one of builtin or container",
+)
+
+
+class ConfigMapKey(ApiModel):
+    name: DnsSubdomain
+    key: ConfigMapKeyName = "cases.jsonl"
+
+
+class EvalCases(ApiModel):
+    """JSON lines, one case each: {"messages": [...]} or {"prompt": "..."}, and "expected"."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(ONE_SOURCE))
+
+    config_map: ConfigMapKey | None = Field(
+        default=None, description="A ConfigMap in the release's namespace, and its key."
+    )
+    uri: ModelUri | None = Field(
+        default=None,
+        description="A file on the models volume: pvc://<claim>/<path> (or file:// locally).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EvalCases:
+        if (self.config_map is None) == (self.uri is None):
+            raise ValueError(ONE_SOURCE["message"])
+        return self
+
+
+class BuiltinEvaluator(ApiModel):
+    cases: EvalCases
+    max_tokens: int = Field(default=64, ge=1, le=4096, description="Per answer.")
+
+
+class EnvVar(ApiModel):
+    name: NonEmptyStr
+    value: str = Field(default="", max_length=4096)
+
+
+class ContainerEvaluator(ApiModel):
+    """Your own evaluator. It finds the server in FINETUNE_EVAL_BASE_URL (OpenAI API, .../v1) and
+    FINETUNE_EVAL_MODEL, and writes its result to /dev/termination-log as JSON: {"scores":
+    {name: number}} and, optionally, "suite", "version" and "cases" (docs/evals.md)."""
+
+    image: NonEmptyStr = Field(description="Pin it by digest: it decides what the gate sees.")
+    command: list[str] = Field(default_factory=list, max_length=64)
+    args: list[str] = Field(default_factory=list, max_length=256)
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+
+
+class EvalRun(ApiModel):
+    """How the suite is measured in the cluster, on the candidate and the stable alike, before
+    any traffic."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(ONE_EVALUATOR))
+
+    builtin: BuiltinEvaluator | None = None
+    container: ContainerEvaluator | None = None
+
+    @model_validator(mode="after")
+    def _one_evaluator(self) -> EvalRun:
+        if (self.builtin is None) == (self.container is None):
+            raise ValueError(ONE_EVALUATOR["message"])
+        return self
+
+
 class Evals(ApiModel):
     suite: NonEmptyStr
     version: NonEmptyStr
     scores: dict[str, Score] = Field(
         default_factory=dict,
         max_length=MAX_SCORES,
-        description="Offline eval scores of this bundle, by name.",
+        description=(
+            "Scores declared for this bundle, by name. With `run`, the measured ones are judged "
+            "and these are checked against them (gate.evals.tolerance)."
+        ),
+    )
+    run: EvalRun | None = Field(
+        default=None,
+        description="Measure the suite in the cluster (a Job) instead of trusting `scores`.",
     )
 
 

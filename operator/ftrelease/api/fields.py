@@ -75,6 +75,18 @@ DnsLabel = matching(
     max_length=63,
 )
 
+DnsSubdomain = matching(
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending alphanumeric",
+    max_length=253,
+)
+
+ConfigMapKeyName = matching(
+    r"^[-._a-zA-Z0-9]+$",
+    "must be a ConfigMap key: letters, digits, '-', '_' and '.'",
+    max_length=253,
+)
+
 PinnedRevision = matching(
     r"^([0-9a-f]{40}|sha256:[0-9a-f]{64})$",
     "must pin an exact revision: a 40-hex commit or sha256:<64 hex>, never a branch or tag such as main or latest",

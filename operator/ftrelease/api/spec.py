@@ -10,8 +10,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from .base import MAX_SCORES, ApiModel, cel_rules
-from .bundle import Bundle
-from .fields import NonEmptyStr, Quantity, Score, cel, error_at
+from .bundle import BUILTIN_SCORES, Bundle
+from .fields import Duration, NonEmptyStr, Quantity, Score, cel, error_at
 from .route import CAPABILITIES
 from .strategy import MAX_STAGES, Stage, Strategy, default_stages
 
@@ -108,29 +108,80 @@ class Traffic(ApiModel):
 # ---- gate ------------------------------------------------------------------------------------
 
 
+NON_NEGATIVE = cel("self.all(k, self[k] >= 0.0)", "allowances must be 0 or more")
+
+
 class EvalGate(ApiModel):
+    """What the candidate's eval scores must satisfy before it gets any traffic. With
+    bundle.evals.run the measured scores are judged (declared ones otherwise); comparisons with
+    the stable take the stable's scores from the same suite and version, or fail closed."""
+
     min_scores: dict[str, Score] = Field(
         default_factory=dict,
         max_length=MAX_SCORES,
-        description="A bundle whose score is below this is Gated.",
+        description="A candidate whose score is below this is Gated.",
+    )
+    max_scores: dict[str, Score] = Field(
+        default_factory=dict,
+        max_length=MAX_SCORES,
+        description="A candidate whose score is above this is Gated (rates such as refusal_rate).",
     )
     max_regression: dict[str, Score] = Field(
         default_factory=dict,
         max_length=MAX_SCORES,
-        description="Largest allowed drop of a score against the stable bundle's.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel("self.all(k, self[k] >= 0.0)", "regressions must be 0 or more")
-            ]
-        },
+        description="Largest allowed drop of a score against the stable's (higher is better).",
+        json_schema_extra=cel_rules(NON_NEGATIVE),
+    )
+    max_increase: dict[str, Score] = Field(
+        default_factory=dict,
+        max_length=MAX_SCORES,
+        description="Largest allowed rise of a score against the stable's (lower is better).",
+        json_schema_extra=cel_rules(NON_NEGATIVE),
+    )
+    tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        description="How far a declared score may be from the measured one before it is reported.",
+    )
+    accept_incomparable: StrictBool = Field(
+        default=False,
+        description=(
+            "Let a candidate pass when the stable has no scores from the same suite and version "
+            "(the comparisons are then skipped, and status says so). Off: such a candidate is "
+            "Gated as not comparable."
+        ),
+    )
+    measure_stable: StrictBool = Field(
+        default=True,
+        description=(
+            "Run the candidate's suite against the stable too when the stable has no measured "
+            "result from that suite and version (only when a comparison needs it). Off: only "
+            "results the stable already has are compared, and a new suite or version is not "
+            "comparable."
+        ),
+    )
+    deadline: Duration = Field(
+        default="15m", description="How long one eval Job may run (activeDeadlineSeconds)."
+    )
+    retries: int = Field(
+        default=1, ge=0, le=10, description="Retries of a failing eval pod (backoffLimit)."
     )
 
-    @field_validator("max_regression")
+    @field_validator("max_regression", "max_increase")
     @classmethod
     def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
         if any(v < 0 for v in value.values()):
-            raise ValueError("regressions must be 0 or more")
+            raise ValueError(NON_NEGATIVE["message"])
         return value
+
+    def named(self) -> dict[str, dict[str, float]]:
+        """Every score the gate names, by the field that names it."""
+        return {
+            "minScores": self.min_scores,
+            "maxScores": self.max_scores,
+            "maxRegression": self.max_regression,
+            "maxIncrease": self.max_increase,
+        }
 
 
 class Gate(ApiModel):
@@ -157,6 +208,11 @@ def _cel_split_ok(weight: str) -> str:
         f"({pods} < {_R} && {pods} * 100 <= 2 * {weight} * {_R} && "
         f"2 * {pods} * 100 >= {weight} * {_R})"
     )
+
+
+def _cel_gate_names_in(known: str) -> str:
+    fields = ("minScores", "maxScores", "maxRegression", "maxIncrease")
+    return " && ".join(f"self.gate.evals.{f}.all(k, k in {known})" for f in fields)
 
 
 SPLIT_HELP = (
@@ -209,9 +265,12 @@ SPEC_RULES = (
         field_path=".strategy.stages",
     ),
     cel(
-        "self.gate.evals.minScores.all(k, k in self.bundle.evals.scores) && "
-        "self.gate.evals.maxRegression.all(k, k in self.bundle.evals.scores)",
-        "every score the gate names must be in bundle.evals.scores",
+        "has(self.bundle.evals.run) ? (!has(self.bundle.evals.run.builtin) || "
+        + _cel_gate_names_in(repr(sorted(BUILTIN_SCORES)))
+        + ") : "
+        + _cel_gate_names_in("self.bundle.evals.scores"),
+        "every score the gate names must be one the bundle has: in bundle.evals.scores, or, "
+        f"with the built-in evaluator, one it measures ({', '.join(BUILTIN_SCORES)})",
         field_path=".gate.evals",
     ),
     cel(
@@ -252,12 +311,15 @@ class FineTuneReleaseSpec(ApiModel):
         kept = self.strategy.keep_previous_stable.replicas
         if self.traffic.provider == "replicas" and kept:
             raise error_at("strategy.keepPreviousStable.replicas", NOTHING_KEPT_WARM["message"])
-        known = self.bundle.evals.scores
-        for field, names in (
-            ("minScores", self.gate.evals.min_scores),
-            ("maxRegression", self.gate.evals.max_regression),
-        ):
-            unknown = sorted(set(names) - set(known))
+        run = self.bundle.evals.run
+        if run is None:
+            known = set(self.bundle.evals.scores)
+        else:
+            known = set(BUILTIN_SCORES) if run.builtin is not None else None
+        for field, names in self.gate.evals.named().items():
+            if known is None:  # your own evaluator: whatever it writes
+                break
+            unknown = sorted(set(names) - known)
             if unknown:
                 raise error_at(
                     "gate.evals",

@@ -162,6 +162,55 @@ class RollbackRequest(StatusModel):
     )
 
 
+class EvalResult(StatusModel):
+    """One run of an eval suite against one revision: the Job, then its scores."""
+
+    revision: str = Field(description="The revision measured.")
+    suite: str
+    version: str
+    state: Literal["Running", "Succeeded", "Failed"]
+    job: str = Field(description="The Job (kubectl logs job/<job>).")
+    attempt: int = Field(default=1, description="Starts again at a retry.")
+    scores: dict[str, float] = Field(default_factory=dict)
+    cases: int | None = Field(default=None, description="How many cases the suite ran.")
+    cases_digest: str | None = Field(default=None, description="sha256 of the cases file.")
+    message: str = Field(default="", description="Why it failed, or what it measured.")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ScoreCheck(StatusModel):
+    score: str
+    rule: str = Field(description="minScores, maxScores, maxRegression, maxIncrease, comparable.")
+    limit: float
+    candidate: float | None = None
+    stable: float | None = None
+    passed: bool
+
+
+class GateStatus(StatusModel):
+    """The eval gate's verdict on the current (or last gated) candidate."""
+
+    revision: str
+    source: Literal["measured", "declared"]
+    suite: str
+    version: str
+    stable_revision: str | None = None
+    attempt: int = Field(default=1, description="Each retry measures again.")
+    passed: bool | None = Field(default=None, description="None while its evals run.")
+    comparable: bool | None = Field(
+        default=None,
+        description="Whether the stable's scores came from the same suite and version (None: no "
+        "comparison asked for).",
+    )
+    reason: str = ""
+    checks: list[ScoreCheck] = Field(default_factory=list)
+    mismatches: list[str] = Field(
+        default_factory=list,
+        description="Declared scores the measurement contradicts (beyond gate.evals.tolerance).",
+    )
+
+
 class FineTuneReleaseStatus(StatusModel):
     observed_generation: int | None = None
     phase: Phase | None = None
@@ -191,3 +240,8 @@ class FineTuneReleaseStatus(StatusModel):
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     retired: list[RetiredRevision] = Field(default_factory=list)
+    gate: GateStatus | None = None
+    evals: list[EvalResult] = Field(
+        default_factory=list,
+        description="Eval runs in the cluster, newest first: each revision's measured scores.",
+    )

@@ -24,13 +24,13 @@ from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 from .bookkeeping import bundle_summary
 from .commands import ABORT, APPROVE, COMMANDS, PAUSE, PROMOTE, RESUME, RETRY, ROLLBACK, Command
 from .conditions import conditions
-from .gate import gate_problem
+from .evaluation import Evaluation
 from .replicas import candidate_replicas, plan_revisions
 from .types import IN_PROGRESS, Decision, Observed, Route
 from .undo import Undo
 
 
-class _Planner(Undo):
+class _Planner(Undo, Evaluation):
     """The state machine: one method per state of a release, run once per Decision."""
 
     # ---- the decision ------------------------------------------------------------------------
@@ -70,9 +70,16 @@ class _Planner(Undo):
 
     def first_release(self) -> None:
         """Nothing to compare against yet: gate it, bring it up, route everything to it."""
-        problem = gate_problem(self.spec, None)
-        if problem:
-            self.gated(problem)
+        gate = self.st.gate
+        fresh = gate is None or gate.revision != self.revision
+        if gate is not None and not fresh and gate.passed is False:
+            retry = self.consume(RETRY)
+            if retry is None:
+                self.gated(gate.reason)
+                return
+            self.act(retry, "Retry", f"retrying revision {self.revision}'s eval gate")
+            fresh = True
+        if fresh and not self.begin_gate():
             return
         self.st.candidate_revision = self.revision
         self.st.candidate_since = self.st.candidate_since or self.now
@@ -80,6 +87,8 @@ class _Planner(Undo):
         if not self.observed.ready(self.revision, self.full):
             self.set_phase("Pending", f"waiting for revision {self.revision} to become Available")
             self.requeue(2)
+            return
+        if not self.evals_passed(None):
             return
         if not self.route_in_place(Route.only(self.revision), "routing all traffic to it"):
             return
@@ -136,28 +145,8 @@ class _Planner(Undo):
         if self.st.phase is None:
             self.set_phase("Promoted", f"revision {stable} serves all traffic")
 
-    def gated(self, problem: str) -> None:
-        message = f"revision {self.revision} not deployed: {problem}"
-        if self.st.phase != "Gated" or self.st.candidate_revision != self.revision:
-            self.history(
-                self.revision,
-                "Gated",
-                problem,
-                self.now,
-                started_by=self.bundle_set_by,
-                ended_by="the eval gate",
-            )
-            self.event("Gated", message, warning=True)
-        self.clear_candidate()
-        self.st.candidate_revision = self.revision
-        self.set_phase("Gated", message)
-        if self.st.stable_revision:
-            self.decision.route = Route.only(self.st.stable_revision)
-
     def start_candidate(self, stable: str, started_by: str | None = None) -> None:
-        problem = gate_problem(self.spec, self.st.stable_bundle)
-        if problem:
-            self.gated(problem)
+        if not self.begin_gate():
             return
         first = self.spec.stages[0]
         self.st.candidate_revision = self.revision
@@ -260,6 +249,10 @@ class _Planner(Undo):
                 or f"paused in stage {stage.name}; set spec.paused=false to go on",
             )
             return
+        if self.before_any_traffic(index, candidate):
+            self.decision.route = self.held_route(stable, candidate)
+            if not self.evals_passed(stable):
+                return
 
         if index == len(stages) - 1 and self.observed.route == Route.only(candidate):
             self.promote(stable)  # the promotion's route write is in place: finish it
@@ -315,6 +308,17 @@ class _Planner(Undo):
         if self.verdict.analyzed:  # the next stage passes on its own measurements only
             self.verdict = StageVerdict(passed=False, reason="the stage is not analysed yet")
         self.progress(stable)  # the next stage's route in this same decision, if ready for it
+
+    def before_any_traffic(self, index: int, candidate: str) -> bool:
+        """The first stage not started and no route to the candidate yet: where the eval gate
+        stands (a rollout that already sends it traffic is past it)."""
+        assert self.st.stage is not None
+        route = self.observed.route
+        return (
+            index == 0
+            and self.st.stage.started_at is None
+            and not (route and candidate in route.revisions)
+        )
 
     def route_in_place(self, route: Route, doing: str) -> bool:
         """Asks for `route`; True once it is observed in place. A phase that says where traffic

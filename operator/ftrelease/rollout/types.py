@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from ftrelease.api.bundle import Bundle
@@ -26,8 +27,22 @@ class ObservedRevision:
 
 
 @dataclass(frozen=True)
+class ObservedJob:
+    """An eval Job (serving.evaljob) as the cluster has it."""
+
+    name: str
+    state: Literal["Running", "Succeeded", "Failed"]
+    # Succeeded: the evaluator's result (its termination message); Failed: why, as the Job and
+    # its pod say. None: not read (yet).
+    message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Observed:
     revisions: dict[str, ObservedRevision] = field(default_factory=dict)
+    eval_jobs: dict[str, ObservedJob] = field(default_factory=dict)  # by name
     route: Route | None = None  # None: no route object yet
     route_problem: str | None = None  # why the provider does not carry the route out, if it says
 
@@ -60,12 +75,24 @@ class RevisionPlan:
     bundle: Bundle | None = None
 
 
+@dataclass(frozen=True)
+class EvalJobPlan:
+    """An eval Job to create: the candidate's suite run against revision `target`."""
+
+    name: str
+    candidate: str
+    target: str
+    attempt: int
+    bundle: Bundle  # the candidate's
+
+
 @dataclass
 class Decision:
     status: FineTuneReleaseStatus
     revisions: list[RevisionPlan] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)  # revisions whose objects go
     route: Route | None = None  # None: leave the route as it is
+    eval_jobs: list[EvalJobPlan] = field(default_factory=list)  # to create, if not there
     events: list[Event] = field(default_factory=list)
     consumed_commands: list[str] = field(default_factory=list)
     requeue_after: float | None = None  # seconds until a clock runs out

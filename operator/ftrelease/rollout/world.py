@@ -5,6 +5,7 @@ the same cycle against the apiserver."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,7 @@ from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
 
 from . import cycle
-from .types import Decision, Observed, ObservedRevision, Route
+from .types import Decision, EvalJobPlan, Observed, ObservedJob, ObservedRevision, Route
 
 T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
@@ -32,6 +33,10 @@ class World:
     why_unready: str | None = None  # what their pods say (operator/pods.py)
     route_problem: str | None = None  # what the gateway says of the route, if it refuses it
     route_writes: int = 0
+    # Eval Jobs as created (rollout.evaluation); `evaluator`, if set, ends each one as it is
+    # created: (state, message) for its plan. Unset, they run until a test ends them.
+    jobs: dict[str, ObservedJob] = field(default_factory=dict)
+    evaluator: Callable[[EvalJobPlan], tuple[str, str]] | None = None
     decisions: list[Decision] = field(default_factory=list)
     name: str = "support-bot"
     namespace: str = "ml"
@@ -55,6 +60,7 @@ class World:
             },
             route=self.route,
             route_problem=self.route_problem,
+            eval_jobs=dict(self.jobs),
         )
 
     def step(
@@ -79,10 +85,24 @@ class World:
             self.replicas[p.revision] = p.replicas
             if p.bundle is not None:
                 self.bundles[p.revision] = p.bundle
+        for plan in decision.eval_jobs:
+            if plan.name not in self.jobs:
+                self.jobs[plan.name] = ObservedJob(plan.name, "Running", started_at=self.now)
+                if self.evaluator is not None:
+                    self.end_job(plan.name, *self.evaluator(plan))
         if decision.wants_route_write(observed):
             self.route = decision.route
             self.route_writes += 1
         self.status = decision.status
+
+    def end_job(self, name: str, state: str, message: str) -> None:
+        self.jobs[name] = ObservedJob(
+            name,
+            state,
+            message,
+            self.jobs[name].started_at,
+            self.now,  # type: ignore[arg-type]
+        )
 
     def settle(self, steps: int = 6, measure: Measure | None = None) -> Decision:
         """A few reconciles at the same instant (objects ready, route observed)."""
