@@ -184,6 +184,9 @@ class Container:
         self.restart_at = 0.0
         self.log_path = pod.directory / f"{self.name}.log"
         self.completed: dict[str, Any] | None = None  # an init container that exited 0
+        # A container that is not restarted (restartPolicy Never, or OnFailure after exit 0).
+        self.terminated: dict[str, Any] | None = None
+        self.termination_log = pod.directory / f"{self.name}.termination-log"
 
     # ---- the process -----------------------------------------------------------------------
 
@@ -195,7 +198,13 @@ class Container:
         if command and command[0] in ("python", "python3"):
             command[0] = sys.executable
         args = [expand(a) for a in self.spec.get("args") or []] + extra
-        return [self.pod.local_arg(a) for a in command + args], env
+        # The file a container leaves its termination message in, this container's own here.
+        message_path = self.spec.get("terminationMessagePath") or "/dev/termination-log"
+        argv = [
+            self.pod.local_arg(a).replace(message_path, str(self.termination_log))
+            for a in command + args
+        ]
+        return argv, env
 
     def start(self, at: float) -> None:
         # Faults go to the model's container (the one that answers requests) only.
@@ -243,7 +252,11 @@ class Container:
             return True
         code = self.process.poll()
         if code is not None:
-            self._exited(code, at, f"exited with code {code}")
+            policy = self.pod.pod["spec"].get("restartPolicy") or "Always"
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                self._terminated(code)
+            else:
+                self._exited(code, at, f"exited with code {code}")
             return True
         if self._liveness_failed(http, at):
             self.pod.event("Normal", "Killing", f"Container {self.name} failed liveness probe")
@@ -290,6 +303,27 @@ class Container:
         self.waiting = ("CrashLoopBackOff", message)
         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
         self.pod.event("Warning", "BackOff", message)
+
+    def _terminated(self, code: int) -> None:
+        """Exited for good: its exit and termination message, as a kubelet reports them (the
+        file's contents, or the log's last lines for a failure with FallbackToLogsOnError)."""
+        try:
+            message = self.termination_log.read_text(errors="replace")[-4096:]
+        except OSError:
+            message = ""
+        fallback = self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        if not message and code != 0 and fallback:
+            message = self.log_tail()[-2048:]
+        self.terminated = {
+            "exitCode": code,
+            "reason": "Completed" if code == 0 else "Error",
+            "startedAt": self.started_at,
+            "finishedAt": now(),
+        }
+        if message:
+            self.terminated["message"] = message
+        self.process, self.ready = None, False
+        self.pod.event("Normal", "Terminated", f"container {self.name} exited with code {code}")
 
     def initializing(self) -> dict[str, Any]:
         """A container's status while the pod's init containers run."""
@@ -343,7 +377,9 @@ class Container:
             "started": self.process is not None,
             "restartCount": self.restarts,
         }
-        if self.waiting:
+        if self.terminated:
+            status["state"] = {"terminated": self.terminated}
+        elif self.waiting:
             reason, message = self.waiting
             status["state"] = {"waiting": {"reason": reason, "message": message}}
         else:
@@ -383,7 +419,8 @@ class PodRunner(threading.Thread):
         env: dict[str, str] = {}
         for var in spec.get("env") or []:
             if "value" in var:
-                env[var["name"]] = _expander(env)(var["value"])
+                value = _expander(env)(var["value"])
+                env[var["name"]] = self.kubelet.services.resolve(value, self.namespace)
             elif path := ((var.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath"):
                 env[var["name"]] = fields.get(path, "")
         return env
@@ -397,6 +434,7 @@ class PodRunner(threading.Thread):
             value = self.local_address
         for loopback in ("://127.0.0.1:", "://localhost:"):
             value = value.replace(loopback, f"://{self.local_address}:")
+        value = self.kubelet.services.resolve(value, self.namespace)
         # A path may follow a name, as in vLLM's --lora-modules=NAME=PATH.
         name, equals, path = value.rpartition("=") if value.count("=") == 1 else ("", "", value)
         for mount_path, local in sorted(self.mounts.items(), key=lambda m: -len(m[0])):
@@ -422,10 +460,11 @@ class PodRunner(threading.Thread):
                     at = time.monotonic()
                     changed = False
                     for container in self.containers:
-                        changed |= container.step(http, at)
+                        if not container.terminated:
+                            changed |= container.step(http, at)
                     if changed:
                         self._write_status()
-                    self.terminate.wait(TICK)
+                    self.terminate.wait(TICK)  # an ended pod stays until it is deleted
         except Exception:
             log.exception("%s failed", self.name)
         self._finish()
@@ -483,8 +522,13 @@ class PodRunner(threading.Thread):
         unready = [c.name for c in self.containers if not c.ready]
         message = f"containers with unready status: [{' '.join(unready)}]"
         init_message = f"containers with incomplete status: [{' '.join(initializing)}]"
+        phase = "Pending" if initializing else "Running"
+        if self.containers and all(c.terminated for c in self.containers):
+            failed = any(c.terminated and c.terminated["exitCode"] != 0 for c in self.containers)
+            phase = "Failed" if failed else "Succeeded"
+            message = "the pod's containers have ended"
         status = {
-            "phase": "Pending" if initializing else "Running",
+            "phase": phase,
             "hostIP": NODE_IP,
             "hostIPs": [{"ip": NODE_IP}],
             "podIP": self.pod_ip,
@@ -551,6 +595,44 @@ class PodRunner(threading.Thread):
             log.warning("%s: event %s not written: %s", self.name, reason, exc.reason)
 
 
+class ServiceAddresses:
+    """Stands in for cluster DNS and kube-proxy, which the local platform has neither of: a
+    Service URL in a container's arguments or environment (http://NAME.NAMESPACE.svc:PORT, the
+    eval Job's target) becomes one of its ready endpoints' local address and target port, as
+    the EndpointSlice controller lists them when the container starts."""
+
+    URL = re.compile(r"://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)")
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
+
+    def resolve(self, text: str, namespace: str) -> str:
+        return self.URL.sub(lambda m: self._address(m, namespace), text)
+
+    def _address(self, match: re.Match[str], default_namespace: str) -> str:
+        name, namespace, port = match.group(1), match.group(2) or default_namespace, match.group(3)
+        try:
+            service = self.core.read_namespaced_service(name, namespace)
+            wanted = next((p.name for p in service.spec.ports or [] if str(p.port) == port), None)
+            slices = self.discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector=f"kubernetes.io/service-name={name}"
+            ).items
+        except ApiException as exc:
+            log.warning("service %s/%s not resolved: %s", namespace, name, exc.reason)
+            return match.group(0)
+        for found in slices:
+            number = next(
+                (p.port for p in found.ports or [] if wanted is None or p.name == wanted), None
+            )
+            for endpoint in found.endpoints or []:
+                ready = endpoint.conditions is None or endpoint.conditions.ready is not False
+                if ready and endpoint.addresses and number and is_pod_ip(endpoint.addresses[0]):
+                    return f"://{local_address(endpoint.addresses[0])}:{number}"
+        log.warning("service %s/%s has no ready endpoint", namespace, name)
+        return match.group(0)
+
+
 class LocalKubelet:
     def __init__(self, kubeconfig: Path, workdir: Path) -> None:
         self.api = config.new_client_from_config(config_file=str(kubeconfig))
@@ -560,6 +642,7 @@ class LocalKubelet:
         self.addresses: set[str] = set()
         self.stopping = threading.Event()
         self._free = iter(pod_ips())
+        self.services = ServiceAddresses(self.api)
 
     def run(self) -> None:
         """Until stop(): watches pods in a thread of its own (a watch blocks), then stops every

@@ -10,6 +10,7 @@ promote NAME       complete the current stage now; --full: straight to 100% and 
 pause NAME, resume NAME
 history NAME       each rollout with who started and ended it and the bundle fields it changed
 diff NAME A B      the bundle fields two revisions differ in; diff -f FILE: what applying it does
+evals NAME         the eval gate: declared against measured scores, candidate and stable, verdict
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ftrelease.api.validation import Problem, is_release, validate_release
 
 from .control import add_commands
 from .documents import Document, UnreadableInput, read_documents
+from .evals import add_evals
 from .history import add_history
 from .simulate import add_simulate
 from .status import add_status
@@ -98,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     add_simulate(sub)
     add_status(sub)
     add_history(sub)
+    add_evals(sub)
     return top
 
 

@@ -60,6 +60,13 @@ def release_view(body: dict[str, Any], now: datetime) -> RenderableType:
         parts.append(line)
     if st.stage and st.stage.hold:
         parts.append(f"[bold red]held:[/bold red] {st.stage.hold}")
+    gate = st.gate
+    if gate is not None and gate.revision == st.candidate_revision:
+        verdict = {None: "measuring", True: "passed", False: "[bold red]GATED[/bold red]"}
+        parts.append(
+            f"eval gate {verdict[gate.passed]} ({gate.source}, {gate.suite} {gate.version}): "
+            f"{gate.reason}  (kubectl finetune evals {name})"
+        )
     for condition in st.conditions:
         if condition.type == "Analysis" and condition.status == "False":
             parts.append(f"[bold red]analysis:[/bold red] {condition.message}")

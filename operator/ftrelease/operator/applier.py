@@ -4,7 +4,7 @@ the cache.
 
 Write order: revision objects (so a candidate exists before traffic can reach it), then status
 (so a restart resumes from what was decided), then the route (one write, and only when it
-differs from what is in place), then deletions, consumed commands and Events."""
+differs from what is in place), then eval Jobs, deletions, consumed commands and Events."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ from ftrelease.api.bundle import Bundle
 from ftrelease.api.ownership import RELEASE_LABEL, REVISION_LABEL, ReleaseRef, object_name
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
-from ftrelease.rollout.types import Decision, Observed, ObservedRevision
+from ftrelease.rollout.types import Decision, Observed, ObservedJob, ObservedRevision
+from ftrelease.serving.evaljob import EVAL_JOB_LABEL, eval_job
 from ftrelease.serving.objects import applied_digest, revision_objects
 from ftrelease.serving.pod import BUNDLE_FILE
 from ftrelease.traffic.routers import ROUTERS
 
 from . import metrics
 from .cache import Cache
+from .jobs import failure_reason, job_state, termination_message
 from .kube import REVISION_KINDS, Kube
 from .pods import event_problem, pod_problem
 
@@ -76,7 +78,34 @@ class KubeCluster:
         found = cache.owned(router.kind, ref).get(ref.name)
         route = router.read_route(ref, found) if found else None
         problem = router.route_problem(found) if found else None
-        return Observed(revisions=revisions, route=route, route_problem=problem)
+        return Observed(
+            revisions=revisions, route=route, route_problem=problem, eval_jobs=self._eval_jobs()
+        )
+
+    def _eval_jobs(self) -> dict[str, ObservedJob]:
+        """The release's eval Jobs. An ended one whose result status does not have yet is read
+        from its pod (its termination message): once, since status keeps it from then on."""
+        recorded = {
+            r.get("job"): r.get("state") for r in (self.body.get("status") or {}).get("evals") or []
+        }
+        jobs = {}
+        for name, job in self.cache.owned("Job", self.ref).items():
+            state, why, started, finished = job_state(job)
+            message: str | None = why
+            if state != "Running" and recorded.get(name) in (None, "Running"):
+                message = self._job_message(name, state, why)
+            jobs[name] = ObservedJob(name, state, message, started, finished)
+        return jobs
+
+    def _job_message(self, name: str, state: str, why: str) -> str | None:
+        try:
+            pods = self.kube.pods(self.ref.namespace, f"{EVAL_JOB_LABEL}={name}")
+        except Exception as exc:  # read again on the next reconcile
+            log.info("%s: pods of job %s not read: %s", self.ref.name, name, exc)
+            return why if state == "Failed" else None
+        if state == "Failed":
+            return failure_reason(why, pods)
+        return termination_message(pods, succeeded=True)
 
     def _why_unavailable(self, revision: str) -> str | None:
         """Read from the revision's pods while they are short of ready ones (not cached: only
@@ -130,6 +159,12 @@ class KubeCluster:
             self.cache.put_owned(router.kind, self.kube.apply(route), only_newer=True)
             metrics.ROUTE_WRITES.labels(ref.namespace, ref.name).inc()
 
+        jobs = self.cache.owned("Job", ref)
+        for plan in decision.eval_jobs:  # created once; a Job is not changed afterwards
+            if plan.name not in jobs:
+                job = self.kube.apply(eval_job(ref, spec, plan))
+                self.cache.put_owned("Job", job, only_newer=True)
+
         for revision in decision.delete:
             for api_version, kind in REVISION_KINDS:  # the Deployment first
                 name = object_name(ref.name, revision)
@@ -137,6 +172,11 @@ class KubeCluster:
                 self.kube.delete(api_version, kind, ref.namespace, name)
                 if gone is not None:
                     self.cache.delete_owned(kind, gone)
+            for job in self.cache.owned("Job", ref).values():  # and its eval Jobs, pods too
+                if job["metadata"]["labels"].get(REVISION_LABEL) == revision:
+                    name = job["metadata"]["name"]
+                    self.kube.delete("batch/v1", "Job", ref.namespace, name, cascade=True)
+                    self.cache.delete_owned("Job", job)
 
         if decision.consumed_commands:
             written = self.kube.remove_annotations(ref, decision.consumed_commands)

@@ -2,7 +2,7 @@
 decides anything.
 
 - Watch events on releases and on what they own (Deployments, ConfigMaps, Services, HTTPRoutes,
-  selected server-side by the release label) update the cache and queue that release at once.
+  eval Jobs, selected server-side by the release label) update the cache and queue that release at once.
 - Workers (bounded) reconcile queued releases from the cache; a Decision's requeue_after queues
   it again when a clock runs out. A cache resync (`--resync`) re-decides every release from
   memory now and then, with no API reads.
@@ -44,6 +44,7 @@ OWNED = (
     ("", "v1", "configmaps", "ConfigMap"),
     ("", "v1", "services", "Service"),
     ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
+    ("batch", "v1", "jobs", "Job"),
 )
 
 SEED_RETRY = 5.0  # seconds

@@ -142,10 +142,15 @@ class Kube:
             )
         )
 
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+    def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, cascade: bool = False
+    ) -> None:
+        """`cascade`: what the object owns goes too (a Job's pods: the API's default for a Job
+        is to orphan them)."""
+        body = {"propagationPolicy": "Background"} if cascade else None
         try:
             self.resource(api_version, kind).delete(
-                name=name, namespace=namespace, **self._writing()
+                name=name, namespace=namespace, body=body, **self._writing()
             )
         except ApiException as exc:
             if exc.status != 404:
