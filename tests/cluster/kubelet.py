@@ -716,6 +716,8 @@ class LocalKubelet:
         if not pod["spec"].get("nodeName") or not runnable(pod):
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            if pod["metadata"].get("deletionTimestamp"):
+                self.remove(pod)  # ended before this kubelet started: nothing to stop
             return
         if pod["metadata"].get("deletionTimestamp") and not ip:
             self.remove(pod)  # never started: nothing to stop

@@ -165,3 +165,11 @@ def test_an_unreadable_result_fails_closed():
     new_bundle(world)
     world.settle()
     assert world.status.phase == "Gated" and "unreadable" in world.status.message
+
+
+def test_a_job_that_succeeded_without_a_result_fails_closed():
+    world, _ = evaluated_world()
+    world.evaluator = lambda plan: ("Succeeded", "")
+    new_bundle(world)
+    world.settle()
+    assert world.status.phase == "Gated" and "left no result" in world.status.message

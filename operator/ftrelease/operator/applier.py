@@ -105,7 +105,7 @@ class KubeCluster:
             return why if state == "Failed" else None
         if state == "Failed":
             return failure_reason(why, pods)
-        return termination_message(pods, succeeded=True)
+        return termination_message(pods, succeeded=True) or ""  # "": none, and none to come
 
     def _why_unavailable(self, revision: str) -> str | None:
         """Read from the revision's pods while they are short of ready ones (not cached: only

@@ -85,21 +85,16 @@ class Evaluation(Holds):
         )
         if evals.run is not None:
             return True
-        stable = self.st.stable_bundle
         theirs = None
-        if stable is not None and self.st.stable_revision:
-            theirs = Bundle.model_validate(stable).evals
+        if self.st.stable_revision and self.st.stable_bundle:
+            said = Bundle.model_validate(self.st.stable_bundle).evals
+            theirs = Scores(
+                self.st.stable_revision, said.suite, said.version, said.scores, "declared"
+            )
         verdict = judge(
             self.spec.gate.evals,
             Scores(self.revision, evals.suite, evals.version, evals.scores, "declared"),
-            theirs
-            and Scores(
-                self.st.stable_revision or "",
-                theirs.suite,
-                theirs.version,
-                theirs.scores,
-                "declared",
-            ),
+            theirs,
             stable_revision=self.st.stable_revision,
         )
         return self.conclude(verdict)
@@ -282,6 +277,9 @@ def _ended(result: EvalResult, job: ObservedJob) -> EvalResult:
     ended = result.model_copy(update={"finished_at": job.finished_at})
     if job.state == "Failed":
         return ended.model_copy(update={"state": "Failed", "message": job.message or ""})
+    if not job.message:
+        why = "the Job succeeded but left no result (no termination message on its pod)"
+        return ended.model_copy(update={"state": "Failed", "message": why})
     try:
         read = read_result(job.message or "", result.suite, result.version)
     except ResultProblem as exc:
