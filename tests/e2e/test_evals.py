@@ -11,6 +11,7 @@ import threading
 import pytest
 from kubernetes import client
 
+from tests.cluster.processes import wait_until
 from tests.e2e.conftest import Releases, TinyModels, bind_models_claim, release_doc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.serve]
@@ -148,6 +149,17 @@ def test_a_worse_candidate_is_gated_before_any_traffic_and_a_good_one_walks_its_
     v2 = promoted["stableRevision"]
     assert promoted["gate"]["revision"] == v2 and promoted["gate"]["passed"] is True
     assert [h["outcome"] for h in promoted["history"][:3]] == ["Promoted", "Gated", "Promoted"]
+
+    # Past revisionHistoryLimit the gated revision's objects go, and its eval Jobs with them.
+    batch = client.BatchV1Api(releases.core.api_client)
+    selector = f"finetune.dev/revision={v3}"
+    assert batch.list_namespaced_job(releases.namespace, label_selector=selector).items
+    releases.patch(NAME, {"spec": {"strategy": {"revisionHistoryLimit": 0}}})
+    wait_until(
+        "the gated revision's Jobs deleted",
+        lambda: not batch.list_namespaced_job(releases.namespace, label_selector=selector).items,
+        60,
+    )
 
 
 def test_a_new_suite_version_without_a_comparable_stable_result_is_gated(

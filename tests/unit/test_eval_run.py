@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
+import pytest
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.rollout.commands import RETRY
 from ftrelease.rollout.types import EvalJobPlan, Route
@@ -159,17 +160,13 @@ def test_a_running_job_holds_the_candidate_without_traffic():
     assert world.status.phase == "Shadow"
 
 
-def test_an_unreadable_result_fails_closed():
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [("all good!", "unreadable"), ("", "left no result"), ('{"scores": {"x": "high"}}', "finite")],
+)
+def test_a_result_without_readable_scores_fails_closed(result, reason):
     world, _ = evaluated_world()
-    world.evaluator = lambda plan: ("Succeeded", "all good!")
+    world.evaluator = lambda plan: ("Succeeded", result)
     new_bundle(world)
     world.settle()
-    assert world.status.phase == "Gated" and "unreadable" in world.status.message
-
-
-def test_a_job_that_succeeded_without_a_result_fails_closed():
-    world, _ = evaluated_world()
-    world.evaluator = lambda plan: ("Succeeded", "")
-    new_bundle(world)
-    world.settle()
-    assert world.status.phase == "Gated" and "left no result" in world.status.message
+    assert world.status.phase == "Gated" and reason in world.status.message
