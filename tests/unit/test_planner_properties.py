@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ftrelease.rollout.commands import ABORT, APPROVE, RETRY
+from ftrelease.rollout.commands import ABORT, APPROVE, PAUSE, RESUME, RETRY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ actions = st.one_of(
     st.tuples(st.just("advance"), st.sampled_from([1, 20, 61, 700])),
     st.tuples(st.just("bundle"), st.integers(0, len(BUNDLES) - 1)),
     st.tuples(st.just("unready"), st.booleans()),
-    st.tuples(st.just("command"), st.sampled_from([ABORT, APPROVE, RETRY])),
+    st.tuples(st.just("command"), st.sampled_from([ABORT, APPROVE, RETRY, PAUSE, RESUME])),
     st.tuples(st.just("pause"), st.booleans()),
     st.tuples(st.just("traffic"), st.sampled_from(["healthy", "none", "broken", "down"])),
 )
@@ -59,6 +59,9 @@ def test_planner_invariants(steps):
             measure = TRAFFIC[value]
         observed = world.observe()
         before_phase = world.status.phase
+        before_stage = world.status.stage
+        held = world.status.paused_by is not None and RESUME not in (commands or {})
+        before_candidate = world.status.candidate_revision
         decision = world.step(commands=commands, measure=measure)
         route = decision.route
         stable = decision.status.stable_revision
@@ -83,6 +86,12 @@ def test_planner_invariants(steps):
         ):
             assert route is not None and route.weights == ((stable, 100),)
             assert route.mirror_to is None
+        # Paused by command, no stage moves on (a rollback still may).
+        after_stage = decision.status.stage
+        same = decision.status.candidate_revision == before_candidate
+        if held and same and before_stage and after_stage:
+            assert after_stage.index == before_stage.index
+            assert after_stage.started_at == before_stage.started_at
         # The stable revision is never deleted, nor the candidate.
         assert stable not in decision.delete
         assert decision.status.candidate_revision not in decision.delete

@@ -146,6 +146,15 @@ class RetiredRevision(StatusModel):
     )
 
 
+class PauseRequest(StatusModel):
+    """kubectl finetune pause: held in status, not in the spec, so a GitOps sync of the
+    manifest does not undo it. `kubectl finetune resume` clears it."""
+
+    by: str
+    reason: str = ""
+    at: datetime
+
+
 class RollbackRequest(StatusModel):
     """kubectl finetune rollback, under way: traffic moves once the target has its pods."""
 
@@ -222,6 +231,10 @@ class FineTuneReleaseStatus(StatusModel):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     candidate_revision: str | None = None
+    paused_by: PauseRequest | None = Field(
+        default=None,
+        description="A pause by command (kubectl finetune pause): rollouts hold until resumed.",
+    )
     rolling_back_to: RollbackRequest | None = Field(
         default=None, description="A rollback by command that waits for its target's pods."
     )

@@ -1,10 +1,12 @@
 """Commands for a running release: rollback, abort, approve, retry, promote, pause, resume
 (status is in status.py). Each sets an annotation that the operator acts on once and removes,
 naming who asked (the user as the apiserver knows them, from a SelfSubjectReview) and the reason
-given; the operator answers every one with an Event. pause and resume also set spec.paused (a
-spec change, so GitOps tools see the drift); resume also releases a hold the operator put on a
-stage (Inconclusive, onError: pause, a missed progress deadline). A command that the release's
-state makes meaningless is refused here, before anything is written."""
+given; the operator answers every one with an Event. None of them touches the spec, so a GitOps
+sync of the unchanged manifest neither undoes nor repeats them: a pause is kept in status
+(status.pausedBy) until a resume, which also releases a hold the operator put on a stage
+(Inconclusive, onError: pause, a missed progress deadline). spec.paused, set in Git, pauses
+too. A command that the release's state makes meaningless is refused here, before anything is
+written."""
 
 from __future__ import annotations
 
@@ -106,6 +108,17 @@ def _check(command: str, name: str, body: dict[str, Any], args: argparse.Namespa
         )
     if command in (commands.PROMOTE, commands.APPROVE) and not _in_progress(st):
         raise Refused(f"{name} has no rollout in progress (phase {st.phase or 'Pending'})")
+    if command == commands.RESUME and st.paused_by is None and not (st.stage and st.stage.hold):
+        in_git = body.get("spec", {}).get("paused") is True
+        raise Refused(
+            f"{name} is not paused by a command nor held"
+            + (
+                ": spec.paused is true in its manifest; set it to false where the manifest is "
+                "kept (Git)"
+                if in_git
+                else f" (phase {st.phase or 'Pending'})"
+            )
+        )
     if command == commands.RETRY and st.phase not in ("RolledBack", "Gated"):
         raise Refused(f"{name} has nothing to retry (phase {st.phase or 'Pending'})")
     if command == commands.PROMOTE:
@@ -125,7 +138,7 @@ def _describe(command: str, found: dict[str, Any]) -> str:
     return command.removeprefix(commands.COMMAND_PREFIX)
 
 
-def request(command: str, spec: dict[str, Any] | None = None):
+def request(command: str):
     def run(args: argparse.Namespace) -> int:
         releases = Releases(args)
         try:
@@ -135,10 +148,7 @@ def request(command: str, spec: dict[str, Any] | None = None):
             return 1
         by = releases.whoami()
         value = commands.encode(by, args.reason, **found)
-        patch: dict[str, Any] = {"metadata": {"annotations": {command: value}}}
-        if spec is not None:
-            patch["spec"] = spec
-        releases.patch(args.name, patch)
+        releases.patch(args.name, {"metadata": {"annotations": {command: value}}})
         print(
             f"{args.name}: {_describe(command, found)} requested by {by}; "
             f"`kubectl finetune status {args.name}` shows when the operator acted"
@@ -182,9 +192,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ).add_argument(
         "--full", action="store_true", help="go straight to 100%% and promote, skipping the rest"
     )
-    command("pause", "hold the rollout where it is", request(commands.PAUSE, {"paused": True}))
+    command(
+        "pause",
+        "hold rollouts where they are until resume (kept in status: a GitOps sync keeps it)",
+        request(commands.PAUSE),
+    )
     command(
         "resume",
         "let a paused or held rollout go on (held: analysis tries again)",
-        request(commands.RESUME, {"paused": False}),
+        request(commands.RESUME),
     )

@@ -56,6 +56,12 @@ def release_view(body: dict[str, Any], now: datetime) -> RenderableType:
     ]
     if st.message:
         parts.append(st.message)
+    if st.paused_by is not None:
+        why = f": {st.paused_by.reason}" if st.paused_by.reason else ""
+        parts.append(
+            f"[bold]paused[/bold] by {st.paused_by.by}{why} since {st.paused_by.at.isoformat()}"
+            f" (kubectl finetune resume {name})"
+        )
     if line := stage_line(body, now):
         parts.append(line)
     if st.stage and st.stage.hold:

@@ -60,6 +60,18 @@ class Bookkeeping:
         return self.decision.status
 
     @property
+    def paused(self) -> bool:
+        """Held by the manifest (spec.paused) or by a person (kubectl finetune pause)."""
+        return self.spec.paused or self.st.paused_by is not None
+
+    def paused_message(self, where: str) -> str:
+        held = self.st.paused_by
+        if held is not None:
+            why = f": {held.reason}" if held.reason else ""
+            return f"paused {where} by {held.by}{why}; kubectl finetune resume {self.name} to go on"
+        return f"paused {where}; set spec.paused=false to go on"
+
+    @property
     def full(self) -> int:
         return self.spec.serving.replicas
 

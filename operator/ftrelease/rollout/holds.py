@@ -50,7 +50,7 @@ class Holds(Bookkeeping):
         if held.hold:
             self.set_phase("Paused", held.hold)
             return
-        self.set_phase("Paused" if self.spec.paused else "Pending", waiting)
+        self.set_phase("Paused" if self.paused else "Pending", waiting)
         self.requeue(min(2.0, max(left, 0.1)))
 
     def held_by_analysis(self, stage: Stage, phase: str) -> bool:

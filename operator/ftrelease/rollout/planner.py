@@ -17,7 +17,7 @@ from ftrelease.api.bundle import Bundle
 from ftrelease.api.durations import parse_duration
 from ftrelease.api.route import CAPABILITIES
 from ftrelease.api.spec import FineTuneReleaseSpec
-from ftrelease.api.status import FineTuneReleaseStatus, StageStatus
+from ftrelease.api.status import FineTuneReleaseStatus, PauseRequest, StageStatus
 from ftrelease.api.strategy import Stage
 from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 
@@ -36,6 +36,7 @@ class _Planner(Undo, Evaluation):
     # ---- the decision ------------------------------------------------------------------------
 
     def run(self) -> Decision:
+        self.take_pause_commands()
         stable = self.st.stable_revision
         if stable is None:
             self.first_release()
@@ -46,25 +47,36 @@ class _Planner(Undo, Evaluation):
         self.st.conditions = conditions(self.st, self.revision, self.now)
         return self.decision
 
+    def take_pause_commands(self) -> None:
+        """A pause by command is kept in status (a GitOps sync of the manifest cannot undo it)
+        and holds every rollout until a resume, which also releases a stage's hold (in
+        progress). spec.paused, for teams that pause through Git, holds alongside it."""
+        pause = self.consume(PAUSE)
+        if pause is not None:
+            self.st.paused_by = PauseRequest(by=pause.by, reason=pause.reason, at=self.now)
+            self.act(pause, "Paused", "rollouts hold where they are until resumed;")
+        resume = self.commands.get(RESUME)
+        if resume is not None and pause is None and self.st.paused_by is not None:
+            self.consume(RESUME)
+            self.st.paused_by = None
+            still = "; spec.paused is still true in the manifest" if self.spec.paused else ""
+            self.act(resume, "Resumed", f"the pause is lifted{still};")
+
     def drop_unused_commands(self) -> None:
         """Commands that mean nothing in this state are dropped, with an Event that says so, not
         left to fire later; an approval stays while a rollout is on, since it may name a stage
-        still to come. A pause or resume is done by its spec change; its Event names who."""
+        still to come."""
         for annotation in COMMANDS:
             if annotation == APPROVE and self.st.phase in IN_PROGRESS:
                 continue
             command = self.consume(annotation)
             if command is None or annotation in self.acted:
                 continue
-            if annotation in (PAUSE, RESUME):
-                paused = annotation == PAUSE
-                self.act(command, "Paused" if paused else "Resumed", f"spec.paused={paused}")
-                continue
-            hint = (
-                f"; to put the previous stable back: kubectl finetune rollback {self.name}"
-                if annotation == ABORT
-                else ""
-            )
+            hint = ""
+            if annotation == ABORT:
+                hint = f"; to put the previous stable back: kubectl finetune rollback {self.name}"
+            elif annotation == RESUME and self.spec.paused:
+                hint = "; spec.paused is true in the manifest: set it false where it is kept"
             nothing = f"nothing to {command.name} in phase {self.st.phase or 'Pending'}{hint}"
             self.act(command, "CommandIgnored", f"{command.name} ignored: {nothing}; asked", True)
 
@@ -222,7 +234,8 @@ class _Planner(Undo, Evaluation):
             held.hold, held.inconclusive, held.waiting_since = None, False, self.now
             held.deadline_exceeded, held.pods_waiting_since = False, None
             held.error_since, held.errors, held.next_analysis_at = None, 0, None
-            self.act(resume, "Resumed", f"stage {stage.name} resumed")
+            if RESUME not in self.acted:  # one Event, also when it lifted a pause
+                self.act(resume, "Resumed", f"stage {stage.name} resumed")
         # An approval is for one stage: the one it names (kept until then) or, bare, the
         # current one; never also the next stage this same decision may move on to.
         approval = self.commands.get(APPROVE)
@@ -241,12 +254,10 @@ class _Planner(Undo, Evaluation):
             return
         if not self.observed.route_problem:  # else the deadline's clock runs on for the route
             self.st.stage.pods_waiting_since = None
-        if self.spec.paused or self.st.stage.hold:
+        if self.paused or self.st.stage.hold:
             self.decision.route = self.held_route(stable, candidate)
             self.set_phase(
-                "Paused",
-                self.st.stage.hold
-                or f"paused in stage {stage.name}; set spec.paused=false to go on",
+                "Paused", self.st.stage.hold or self.paused_message(f"in stage {stage.name}")
             )
             return
         if self.before_any_traffic(index, candidate):
