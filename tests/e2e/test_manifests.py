@@ -70,9 +70,30 @@ def test_every_yaml_under_manifests_is_checked_against_the_apiserver():
         *(p.resolve() for p in example_files()),  # test_api_server
         *kustomization_files(MONITORING),  # here
         MONITORING / "prometheus-scrape-config.yaml",  # not an object: run by Prometheus, here
+        MANIFESTS / "argocd" / "argocd-cm-patch.yaml",  # a patch: applied as documented, here
     }
     found = {p.resolve() for p in MANIFESTS.rglob("*.y*ml")}
     assert found - {p.resolve() for p in checked} == set(), "add a check for these"
+
+
+def test_the_argo_cd_patch_installs_the_health_check_into_argocd_cm(cluster: LocalCluster):
+    """As docs/gitops.md says: `kubectl -n argocd patch configmap argocd-cm --type merge
+    --patch-file manifests/argocd/argocd-cm-patch.yaml` on an Argo CD installation's argocd-cm
+    (created here as an installation has it, with a setting of its own that must stay)."""
+    cluster.kubectl("create", "namespace", "argocd", check=False)
+    cluster.kubectl(
+        "create", "configmap", "argocd-cm", "-n", "argocd", "--from-literal=url=https://cd"
+    )
+    patch = str(MANIFESTS / "argocd" / "argocd-cm-patch.yaml")
+    cluster.kubectl(
+        "-n", "argocd", "patch", "configmap", "argocd-cm", "--type", "merge", "--patch-file", patch
+    )
+    data = yaml.safe_load(
+        cluster.kubectl("get", "configmap", "argocd-cm", "-n", "argocd", "-o", "yaml").stdout
+    )["data"]
+    key = "resource.customizations.health.finetune.dev_FineTuneRelease"
+    assert data[key] == (MANIFESTS / "argocd" / "health.lua").read_text()
+    assert data["url"] == "https://cd"
 
 
 # ---- manifests/monitoring/ on the apiserver -----------------------------------------------------

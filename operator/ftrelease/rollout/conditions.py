@@ -10,12 +10,14 @@ from ftrelease.api.status import Condition, FineTuneReleaseStatus
 
 def conditions(status: FineTuneReleaseStatus, revision: str, now: datetime) -> list[Condition]:
     """kstatus conditions: Ready (the spec's bundle serves all traffic), Reconciling (a rollout
-    is moving), Stalled (it cannot move on without a person); and, while a candidate is being
+    is under way, paused included), Stalled (it cannot move on without a person: Gated, rolled
+    back, held, past its progress deadline); and, while a candidate is being
     analysed, Analysis (False when its metrics cannot be measured)."""
     phase = status.phase or "Pending"
     ready = phase in ("Promoted", "RolledBack") and status.stable_revision == revision
-    reconciling = phase in ("Pending", "Shadow", "Progressing")
     held = phase == "Paused" and status.stage is not None and status.stage.hold is not None
+    # Paused (by a person or spec.paused) is not done either: kstatus reads it InProgress.
+    reconciling = phase in ("Pending", "Shadow", "Progressing") or (phase == "Paused" and not held)
     stalled = phase in ("Gated", "Failed") or (phase == "RolledBack" and not ready) or held
     previous = {c.type: c for c in status.conditions}
 
