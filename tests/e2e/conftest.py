@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ftrelease.api.resource import GROUP, PLURAL, VERSION
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -267,6 +268,24 @@ def release_doc(stage_seconds: int = 3, **spec_changes: Any) -> dict[str, Any]:
             target = target[part]
         target[leaf] = value
     return doc
+
+
+def gitops_sync(cluster: LocalCluster, releases: Releases, manifest: dict[str, Any]) -> None:
+    """What a GitOps tool does with the manifest in Git: a server-side apply as its own field
+    manager, forcing conflicts (Argo CD, Flux); then a client-side `kubectl apply` of it."""
+    manifest = copy.deepcopy(manifest)
+    manifest["metadata"]["namespace"] = releases.namespace
+    text = yaml.safe_dump(manifest)
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=argocd-controller",
+        "-f",
+        "-",
+        input=text,
+    )
+    cluster.kubectl("apply", "-f", "-", input=text)
 
 
 def new_version(version: str) -> dict[str, Any]:

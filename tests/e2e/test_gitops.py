@@ -4,35 +4,15 @@ client-side (kubectl apply); spec.paused in Git still pauses."""
 
 from __future__ import annotations
 
-import copy
 import time
 
 import pytest
-import yaml
 
-from tests.e2e.conftest import Releases, release_doc
+from tests.e2e.conftest import Releases, gitops_sync, release_doc
 from tests.e2e.test_on_call import cli
 from tests.e2e.test_rollout import NAME, promoted_first, revision
 
 pytestmark = pytest.mark.e2e
-
-
-def sync(installed, releases: Releases, manifest: dict) -> None:
-    """What a GitOps tool does with the manifest in Git: server-side apply as its own field
-    manager, forcing conflicts; then a plain client-side `kubectl apply` of the same file."""
-    manifest = copy.deepcopy(manifest)
-    manifest["metadata"]["namespace"] = releases.namespace
-    text = yaml.safe_dump(manifest)
-    installed.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=argocd-controller",
-        "-f",
-        "-",
-        input=text,
-    )
-    installed.kubectl("apply", "-f", "-", input=text)
 
 
 def test_a_pause_and_an_abort_from_the_cli_survive_a_sync_of_the_unchanged_manifest(
@@ -44,7 +24,7 @@ def test_a_pause_and_an_abort_from_the_cli_survive_a_sync_of_the_unchanged_manif
     stable = promoted_first(releases, doc)
     doc["spec"]["bundle"]["dataset"]["version"] = "v2"
     candidate = revision(doc)
-    sync(installed, releases, doc)
+    gitops_sync(installed, releases, doc)
     releases.wait(NAME, "shadow", lambda s: (s.get("stage") or {}).get("name") == "shadow")
 
     paused = cli(installed, "pause", NAME, "-n", namespace, "--reason", "answers look off")
@@ -52,7 +32,7 @@ def test_a_pause_and_an_abort_from_the_cli_survive_a_sync_of_the_unchanged_manif
     status = releases.wait_phase(NAME, "Paused", timeout=30)
     assert "answers look off" in status["message"] and status["pausedBy"]["reason"]
     assert releases.get(NAME)["spec"]["paused"] is False, "the CLI leaves the spec alone"
-    sync(installed, releases, doc)
+    gitops_sync(installed, releases, doc)
     time.sleep(25)  # longer than the stage: it would have moved on
     status = releases.status(NAME)
     assert status["phase"] == "Paused" and status["stage"]["name"] == "shadow", status
@@ -67,7 +47,7 @@ def test_a_pause_and_an_abort_from_the_cli_survive_a_sync_of_the_unchanged_manif
     releases.wait_phase(NAME, "RolledBack", timeout=30)
     releases.wait_route(NAME, (((stable, 100),), None, 0))
     generation = releases.get(NAME)["metadata"]["generation"]
-    sync(installed, releases, doc)
+    gitops_sync(installed, releases, doc)
     time.sleep(5)
     after = releases.get(NAME)
     assert after["metadata"]["generation"] == generation, "nothing in the spec changed"
@@ -81,14 +61,14 @@ def test_spec_paused_in_git_pauses_and_the_cli_says_where_to_lift_it(installed, 
     doc = release_doc(stage_seconds=20)
     promoted_first(releases, doc)
     doc["spec"]["bundle"]["dataset"]["version"] = "v2"
-    sync(installed, releases, doc)
+    gitops_sync(installed, releases, doc)
     releases.wait(NAME, "shadow", lambda s: (s.get("stage") or {}).get("name") == "shadow")
     doc["spec"]["paused"] = True
-    sync(installed, releases, doc)
+    gitops_sync(installed, releases, doc)
     status = releases.wait_phase(NAME, "Paused", timeout=30)
     assert "set spec.paused=false" in status["message"]
     refused = cli(installed, "resume", NAME, "-n", namespace)
     assert refused.returncode == 1 and "spec.paused is true in its manifest" in refused.stderr
     doc["spec"]["paused"] = False
-    sync(installed, releases, doc)
+    gitops_sync(installed, releases, doc)
     releases.wait(NAME, "canary-1", lambda s: (s.get("stage") or {}).get("name") == "canary-1")

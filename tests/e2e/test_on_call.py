@@ -5,7 +5,6 @@ unchanged manifest does not roll the bundle out again, that abort never is a sil
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import time
 
@@ -15,7 +14,7 @@ from ftrelease.api.revision import revision_of
 from ftrelease.api.spec import FineTuneReleaseSpec
 
 from tests.cluster.processes import wait_until
-from tests.e2e.conftest import Releases, release_doc
+from tests.e2e.conftest import Releases, gitops_sync, release_doc
 from tests.e2e.test_cli_commands import finetune, run
 from tests.e2e.test_rollout import NAME, promoted_first
 
@@ -73,19 +72,9 @@ def test_rollback_after_promotion_to_the_warm_previous_stable(installed, release
     )
     wait_until("v1 scaled back up", lambda: deployment(releases, v1).spec.replicas == 2, 15)
 
-    # A GitOps sync: the unchanged manifest (it still says v2), applied server-side.
-    manifest = copy.deepcopy(doc)
-    manifest["metadata"]["namespace"] = namespace
+    # A GitOps sync: the unchanged manifest (it still says v2), applied again.
     generation = releases.get(NAME)["metadata"]["generation"]
-    installed.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=argocd-controller",
-        "-f",
-        "-",
-        input=yaml.safe_dump(manifest),
-    )
+    gitops_sync(installed, releases, doc)
     time.sleep(5)
     after = releases.get(NAME)
     assert after["metadata"]["generation"] == generation
