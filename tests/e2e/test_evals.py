@@ -201,3 +201,16 @@ def test_an_eval_job_that_fails_or_runs_past_its_deadline_gates_with_its_reason(
     releases.create(slow)
     late = releases.wait_phase("slow-evals", "Gated", timeout=180)
     assert "DeadlineExceeded" in late["message"], late
+
+    # A pod that never starts (its cases ConfigMap is missing): the Job controller deletes it at
+    # the deadline, and the reason still says what it waited on.
+    lost = support_doc(support_models, "v1", gate={"deadline": "15s", "retries": 0})
+    lost["metadata"]["name"] = "no-cases"
+    lost["spec"]["bundle"]["evals"]["run"]["builtin"]["cases"]["configMap"]["name"] = "missing"
+    releases.create(lost)
+    waiting = releases.wait(
+        "no-cases", "the mount it waits on", lambda s: "FailedMount" in s.get("message", ""), 120
+    )
+    assert waiting["phase"] == "Pending" and 'configmap "missing" not found' in waiting["message"]
+    gated = releases.wait_phase("no-cases", "Gated", timeout=60)
+    assert "DeadlineExceeded" in gated["message"] and "FailedMount" in gated["message"], gated

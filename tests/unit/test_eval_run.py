@@ -9,7 +9,7 @@ import json
 import pytest
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.rollout.commands import RETRY
-from ftrelease.rollout.types import EvalJobPlan, Route
+from ftrelease.rollout.types import EvalJobPlan, ObservedJob, Route
 
 from tests.unit.rollout_world import World, spec_with, with_bundle_version
 
@@ -170,3 +170,27 @@ def test_a_result_without_readable_scores_fails_closed(result, reason):
     new_bundle(world)
     world.settle()
     assert world.status.phase == "Gated" and reason in world.status.message
+
+
+def test_what_a_running_jobs_pod_waits_on_is_shown_and_kept_for_its_failure():
+    world, _ = evaluated_world()
+    world.evaluator = None
+    candidate = new_bundle(world)
+    world.settle()
+    name = next(n for n in world.jobs if n.endswith(f"eval-{candidate}-1"))
+    mount = (
+        'pod x FailedMount: MountVolume.SetUp failed for volume "cases": configmap "qa" not found'
+    )
+    world.jobs[name] = ObservedJob(name, "Running", None, world.now, None, mount)
+    world.advance(30)
+    assert world.status.phase == "Pending" and mount in world.status.message
+    # Past its deadline the Job controller deletes the pod: what it said is kept.
+    world.jobs[name] = ObservedJob(name, "Running", None, world.now, None, None)
+    world.advance(30)
+    world.end_job(name, "Failed", "DeadlineExceeded: Job was active longer than specified deadline")
+    world.settle()
+    assert world.status.phase == "Gated"
+    assert (
+        f"DeadlineExceeded: Job was active longer than specified deadline; while it ran: {mount}"
+        in (world.status.message)
+    )

@@ -92,10 +92,29 @@ class KubeCluster:
         for name, job in self.cache.owned("Job", self.ref).items():
             state, why, started, finished = job_state(job)
             message: str | None = why
-            if state != "Running" and recorded.get(name) in (None, "Running"):
+            waiting = None
+            if state == "Running":
+                waiting = self._job_waiting(name)
+            elif recorded.get(name) in (None, "Running"):
                 message = self._job_message(name, state, why)
-            jobs[name] = ObservedJob(name, state, message, started, finished)
+            jobs[name] = ObservedJob(name, state, message, started, finished, waiting)
         return jobs
+
+    def _job_waiting(self, name: str) -> str | None:
+        """Why a running eval Job's pod has not started, if its status or Events say (one read
+        per reconcile of a release whose evals run; none otherwise)."""
+        try:
+            pods = self.kube.pods(self.ref.namespace, f"{EVAL_JOB_LABEL}={name}")
+            pending = [p for p in pods if (p.get("status") or {}).get("phase") == "Pending"]
+            if not pending:
+                return None
+            if found := pod_problem(pending):
+                return found
+            names = [p["metadata"]["name"] for p in pending]
+            return event_problem(self.kube.pod_events(self.ref.namespace, names))
+        except Exception as exc:  # a courtesy, as for a revision's pods
+            log.info("%s: pods of job %s not read: %s", self.ref.name, name, exc)
+            return None
 
     def _job_message(self, name: str, state: str, why: str) -> str | None:
         try:

@@ -124,13 +124,14 @@ class Evaluation(Holds):
                 f"eval job {failed.job} (revision {failed.revision}) failed: {failed.message}"
             )
             return False
-        running = [r.job for r in results if r.state == "Running"]
+        running = [r for r in results if r.state == "Running"]
         if running:
-            gate.reason = f"evaluating: job {', '.join(running)} running"
+            gate.reason = f"evaluating: job {', '.join(r.job for r in running)} running"
+            waiting = "".join(f"; {r.message}" for r in running if r.message)
             self.set_phase(
                 "Pending",
                 f"revision {self.revision}: measuring {gate.suite} {gate.version} before any "
-                f"traffic (kubectl logs job/{running[0]})",
+                f"traffic (kubectl logs job/{running[0].job}){waiting}",
             )
             self.requeue(5)
             return False
@@ -221,8 +222,12 @@ class Evaluation(Holds):
             self.decision.eval_jobs.append(
                 EvalJobPlan(name, self.revision, target, attempt, self.spec.bundle)
             )
-        elif job.state != "Running" and job.message is not None:
-            result = _ended(result, job)
+        elif job.state == "Running":
+            # What its pod waits on (a missing cases ConfigMap), kept for the failure it may
+            # become: a Job past its deadline deletes the pod that said so.
+            result.message = job.waiting or (recorded.message if recorded else "")
+        elif job.message is not None:
+            result = _ended(result, job, recorded.message if recorded else "")
         self.record(result)
         return result
 
@@ -272,11 +277,15 @@ def _scores(result: EvalResult) -> Scores:
     return Scores(result.revision, result.suite, result.version, result.scores, "measured")
 
 
-def _ended(result: EvalResult, job: ObservedJob) -> EvalResult:
-    """A Job's end folded into its result: the evaluator's scores, or why it failed."""
+def _ended(result: EvalResult, job: ObservedJob, waited_on: str) -> EvalResult:
+    """A Job's end folded into its result: the evaluator's scores, or why it failed (with what
+    its pod waited on while it ran, if anything)."""
     ended = result.model_copy(update={"finished_at": job.finished_at})
     if job.state == "Failed":
-        return ended.model_copy(update={"state": "Failed", "message": job.message or ""})
+        why = job.message or ""
+        if waited_on:
+            why = f"{why}; while it ran: {waited_on}"
+        return ended.model_copy(update={"state": "Failed", "message": why})
     if not job.message:
         why = "the Job succeeded but left no result (no termination message on its pod)"
         return ended.model_copy(update={"state": "Failed", "message": why})

@@ -37,6 +37,7 @@ class ObservedJob:
     message: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    waiting: str | None = None  # Running: why its pod is not running yet, if it says (a mount)
 
 
 @dataclass(frozen=True)
