@@ -70,7 +70,9 @@ class KubeCluster:
                 bundle=_bundle(config_maps.get(name)),
                 applied=applied_digest(deployment),
                 unavailable=(
-                    self._why_unavailable(revision)
+                    self._pods_problem(
+                        f"{RELEASE_LABEL}={ref.name},{REVISION_LABEL}={revision}", revision
+                    )
                     if ready < replicas and revision in awaited
                     else None
                 ),
@@ -93,28 +95,13 @@ class KubeCluster:
             state, why, started, finished = job_state(job)
             message: str | None = why
             waiting = None
-            if state == "Running":
-                waiting = self._job_waiting(name)
-            elif recorded.get(name) in (None, "Running"):
+            if state == "Running" and not (job.get("status") or {}).get("ready"):
+                # Its pod has not started: what it waits on (not once it runs, no reads then).
+                waiting = self._pods_problem(f"{EVAL_JOB_LABEL}={name}", f"job {name}")
+            elif state != "Running" and recorded.get(name) in (None, "Running"):
                 message = self._job_message(name, state, why)
             jobs[name] = ObservedJob(name, state, message, started, finished, waiting)
         return jobs
-
-    def _job_waiting(self, name: str) -> str | None:
-        """Why a running eval Job's pod has not started, if its status or Events say (one read
-        per reconcile of a release whose evals run; none otherwise)."""
-        try:
-            pods = self.kube.pods(self.ref.namespace, f"{EVAL_JOB_LABEL}={name}")
-            pending = [p for p in pods if (p.get("status") or {}).get("phase") == "Pending"]
-            if not pending:
-                return None
-            if found := pod_problem(pending):
-                return found
-            names = [p["metadata"]["name"] for p in pending]
-            return event_problem(self.kube.pod_events(self.ref.namespace, names))
-        except Exception as exc:  # a courtesy, as for a revision's pods
-            log.info("%s: pods of job %s not read: %s", self.ref.name, name, exc)
-            return None
 
     def _job_message(self, name: str, state: str, why: str) -> str | None:
         try:
@@ -126,18 +113,18 @@ class KubeCluster:
             return failure_reason(why, pods)
         return termination_message(pods, succeeded=True) or ""  # "": none, and none to come
 
-    def _why_unavailable(self, revision: str) -> str | None:
-        """Read from the revision's pods while they are short of ready ones (not cached: only
-        then, and a failed read only leaves the reason unknown)."""
-        selector = f"{RELEASE_LABEL}={self.ref.name},{REVISION_LABEL}={revision}"
+    def _pods_problem(self, selector: str, whose: str) -> str | None:
+        """Why the selected pods are not ready, as their status or Events say. Read only while
+        something waits on them (not cached), and a failed read only leaves the reason unknown:
+        it is a courtesy, nothing depends on it."""
         try:
-            pods = self.kube.pods(self.ref.namespace, selector)
-            if found := pod_problem(pods):
+            unready = [p for p in self.kube.pods(self.ref.namespace, selector) if not _pod_ready(p)]
+            if found := pod_problem(unready):
                 return found
-            unready = [p["metadata"]["name"] for p in pods if not _pod_ready(p)]
-            return event_problem(self.kube.pod_events(self.ref.namespace, unready))
-        except Exception as exc:  # the reason is a courtesy; the rollout does not depend on it
-            log.info("%s: pods of %s not read: %s", self.ref.name, revision, exc)
+            names = [p["metadata"]["name"] for p in unready]
+            return event_problem(self.kube.pod_events(self.ref.namespace, names))
+        except Exception as exc:
+            log.info("%s: pods of %s not read: %s", self.ref.name, whose, exc)
             return None
 
     def apply(self, decision: Decision, observed: Observed) -> None:

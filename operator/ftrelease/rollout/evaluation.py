@@ -111,13 +111,10 @@ class Evaluation(Holds):
             assert gate is not None
         if gate.passed is not None:
             return gate.passed
-        needs_stable = stable is not None and bool(
-            self.spec.gate.evals.max_regression or self.spec.gate.evals.max_increase
-        )
-        results = [self.measured(self.revision, gate.attempt)]
-        if needs_stable and self.spec.gate.evals.measure_stable:
-            assert stable is not None
-            results.append(self.stable_result(stable) or self.measured(stable, gate.attempt))
+        compares = bool(self.spec.gate.evals.max_regression or self.spec.gate.evals.max_increase)
+        mine = self.measured(self.revision, gate.attempt)
+        theirs = self.stable_side(stable, gate.attempt) if stable and compares else None
+        results = [r for r in (mine, theirs) if r is not None]
         failed = next((r for r in results if r.state == "Failed"), None)
         if failed is not None:
             self.gated(
@@ -135,12 +132,6 @@ class Evaluation(Holds):
             )
             self.requeue(5)
             return False
-        mine = results[0]
-        theirs = self.stable_result(stable) if needs_stable and stable else None
-        if needs_stable and stable and theirs is None and not self.spec.gate.evals.measure_stable:
-            theirs = next(
-                (r for r in self.st.evals if r.revision == stable and r.state == "Succeeded"), None
-            )
         verdict = judge(
             self.spec.gate.evals,
             _scores(mine),
@@ -186,19 +177,18 @@ class Evaluation(Holds):
 
     # ---- results ----------------------------------------------------------------------------
 
-    def stable_result(self, stable: str) -> EvalResult | None:
-        """The stable's measured result from the candidate's suite and version, if it has one."""
+    def stable_side(self, stable: str, attempt: int) -> EvalResult | None:
+        """The stable's result to compare with: its measured one from the candidate's suite and
+        version if it has one; else one measured now (measureStable), or else the newest it
+        has from any suite (not comparable then). None: it has none."""
         evals = self.spec.bundle.evals
-        return next(
-            (
-                r
-                for r in self.st.evals
-                if r.revision == stable
-                and (r.suite, r.version) == (evals.suite, evals.version)
-                and r.state == "Succeeded"
-            ),
-            None,
-        )
+        succeeded = [r for r in self.st.evals if r.revision == stable and r.state == "Succeeded"]
+        same = [r for r in succeeded if (r.suite, r.version) == (evals.suite, evals.version)]
+        if same:
+            return same[0]
+        if self.spec.gate.evals.measure_stable:
+            return self.measured(stable, attempt)
+        return succeeded[0] if succeeded else None
 
     def measured(self, target: str, attempt: int) -> EvalResult:
         """The result of the candidate's suite on `target` in this attempt: as recorded, else

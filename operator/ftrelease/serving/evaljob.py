@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftrelease import __version__
 from ftrelease.api.durations import parse_duration
 from ftrelease.api.ownership import RELEASE_LABEL, REVISION_LABEL, ROLE_LABEL, ReleaseRef
 from ftrelease.api.ownership import object_name as revision_object_name
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.rollout.types import EvalJobPlan
 
-from .pod import BUNDLE_DIR, BUNDLE_PATH, Mounts
+from .pod import BUNDLE_DIR, BUNDLE_PATH, OPERATOR_IMAGE, Mounts
 
 EVALUATED_LABEL = "finetune.dev/evaluated-revision"
 EVAL_JOB_LABEL = "finetune.dev/eval-job"
-EVALUATOR_IMAGE = f"ghcr.io/finetune-release/operator:{__version__}"
 TERMINATION_LOG = "/dev/termination-log"
 CASES_DIR = "/etc/finetune-evals"
 
@@ -62,7 +60,7 @@ def eval_job(ref: ReleaseRef, spec: FineTuneReleaseSpec, plan: EvalJobPlan) -> d
             volumes += files.volumes
             mounts += files.mounts
         container: dict[str, Any] = {
-            "image": EVALUATOR_IMAGE,
+            "image": OPERATOR_IMAGE,
             "command": ["python", "-m", "ftrelease.evals"],
             "args": [
                 f"--base-url={base_url}",

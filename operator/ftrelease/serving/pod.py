@@ -10,9 +10,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftrelease import __version__
 from ftrelease.api.bundle import Bundle
 from ftrelease.api.spec import Serving
 
+# The operator's own image (ftrelease without torch): the response checker, the digest check
+# and the built-in evaluator run from it.
+OPERATOR_IMAGE = f"ghcr.io/finetune-release/operator:{__version__}"
 BUNDLE_DIR = "/etc/finetune"
 BUNDLE_FILE = "bundle.json"
 BUNDLE_PATH = f"{BUNDLE_DIR}/{BUNDLE_FILE}"

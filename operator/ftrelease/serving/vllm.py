@@ -8,16 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftrelease import __version__
 from ftrelease.api.bundle import Bundle
 from ftrelease.api.spec import Serving
 
-from .pod import BUNDLE_PATH, Mounts, Pod, admin_port, probe, runtime_image, with_resources
+from .pod import (
+    BUNDLE_PATH,
+    OPERATOR_IMAGE,
+    Mounts,
+    Pod,
+    admin_port,
+    probe,
+    runtime_image,
+    with_resources,
+)
 
 NAME = "vllm"
 DEFAULT_IMAGE = "vllm/vllm-openai:v0.11.0"
-# The checker and the digest check: the operator's own image (ftrelease without torch).
-CHECKER_IMAGE = f"ghcr.io/finetune-release/operator:{__version__}"
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank takes
 
 
@@ -65,7 +71,7 @@ def pod(serving: Serving, bundle: Bundle, revision: str, release: str) -> Pod:
     artifact = bundle.artifact
     verify: dict[str, Any] = {
         "name": "verify-artifact",
-        "image": CHECKER_IMAGE,
+        "image": OPERATOR_IMAGE,
         "command": ["python", "-m", "ftrelease.checks.digest"],
         "args": [mounts.path(artifact.uri), artifact.digest],
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -84,7 +90,7 @@ def pod(serving: Serving, bundle: Bundle, revision: str, release: str) -> Pod:
     }
     checker: dict[str, Any] = {
         "name": "checker",
-        "image": CHECKER_IMAGE,
+        "image": OPERATOR_IMAGE,
         "command": ["python", "-m", "ftrelease.sidecar"],
         "args": checker_args(serving, bundle, revision, release),
         "ports": [
