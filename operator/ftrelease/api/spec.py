@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, StrictBool, field_validator, model_valid
 from .base import MAX_SCORES, ApiModel, cel_rules
 from .bundle import BUILTIN_SCORES, Bundle
 from .fields import Duration, NonEmptyStr, Quantity, Score, cel, error_at
+from .notifications import Notifications
 from .route import CAPABILITIES
 from .strategy import MAX_STAGES, Stage, Strategy, default_stages
 
@@ -298,6 +299,7 @@ class FineTuneReleaseSpec(ApiModel):
     gate: Gate = Field(default_factory=Gate)
     strategy: Strategy = Field(default_factory=Strategy)
     paused: StrictBool = Field(default=False, description="Hold the rollout where it is.")
+    notifications: Notifications = Field(default_factory=Notifications)
 
     @model_validator(mode="after")
     def _cross_field(self) -> FineTuneReleaseSpec:

@@ -54,6 +54,13 @@ class StageStatus(StatusModel):
             "not taken the stage's route (the progress deadline's clock)."
         ),
     )
+    confirmed: list[str] = Field(
+        default_factory=list,
+        description="The confirm webhooks that answered 2xx for this stage (before it starts).",
+    )
+    confirm_waiting_since: datetime | None = Field(
+        default=None, description="Since when the stage waits for its confirm webhooks."
+    )
     waived: bool = Field(
         default=False,
         description="kubectl finetune promote --full: promote once the route is in place.",
@@ -220,6 +227,45 @@ class GateStatus(StatusModel):
     )
 
 
+# ---- the notifications' outbox -------------------------------------------------------------
+
+
+class Notice(StatusModel):
+    """One transition to tell, as it stood when it happened."""
+
+    sequence: int
+    time: datetime
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+    phase: str | None = None
+    stage: str | None = None
+    weight: int | None = None
+    mirror: int | None = None
+    candidate_revision: str | None = None
+    stable_revision: str | None = None
+
+
+class WebhookState(StatusModel):
+    delivered: int = Field(default=0, description="The last sequence number it acknowledged.")
+    error: str | None = Field(default=None, description="Why the last attempt failed.")
+    failing_since: datetime | None = None
+
+
+class NotificationStatus(StatusModel):
+    sequence: int = Field(default=0, description="The last sequence number given.")
+    pending: list[Notice] = Field(
+        default_factory=list,
+        description="Not yet acknowledged by every webhook, oldest first (at most 100).",
+    )
+    webhooks: dict[str, WebhookState] = Field(
+        default_factory=dict, description="Delivery to each webhook, written by the notifier."
+    )
+    dropped: int = Field(
+        default=0, description="Notifications dropped unsent: the outbox was full."
+    )
+
+
 class FineTuneReleaseStatus(StatusModel):
     observed_generation: int | None = None
     phase: Phase | None = None
@@ -254,6 +300,9 @@ class FineTuneReleaseStatus(StatusModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     retired: list[RetiredRevision] = Field(default_factory=list)
     gate: GateStatus | None = None
+    notifications: NotificationStatus | None = Field(
+        default=None, description="The outbox of spec.notifications.webhooks."
+    )
     evals: list[EvalResult] = Field(
         default_factory=list,
         description="Eval runs in the cluster, newest first: each revision's measured scores.",

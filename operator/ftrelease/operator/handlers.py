@@ -6,6 +6,8 @@ decides anything.
 - Workers (bounded) reconcile queued releases from the cache; a Decision's requeue_after queues
   it again when a clock runs out. A cache resync (`--resync`) re-decides every release from
   memory now and then, with no API reads.
+- Webhooks (spec.notifications) are sent and asked on threads of their own (notifications.py):
+  a reconcile hands its outbox to the notifier and takes the confirm answers that are in.
 - Both replicas list each kind once at start and then watch; only the one holding the Lease
   reconciles and writes. Taking the lease queues every release from the warm cache; losing it
   stops the reconciles (and lists again before leading again).
@@ -33,6 +35,7 @@ from .config import CONFIG
 from .kube import Kube, api_client
 from .leader import Leadership, LeaseTimes
 from .measurements import Measurements
+from .notifications import ConfirmAsker, Notifier
 from .reconcile import Reconciler
 from .workqueue import WorkQueue
 
@@ -124,7 +127,8 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     queue = WorkQueue(lambda key: reconciler.reconcile(key), workers=CONFIG.workers)
     source = PrometheusSource(CONFIG.prometheus_url) if CONFIG.prometheus_url else None
     measurements = Measurements(source, CONFIG.measure_workers, done=queue.add) if source else None
-    reconciler = Reconciler(kube, _cache, measurements)
+    notifier = Notifier(kube, _cache, leadership.is_leader)
+    reconciler = Reconciler(kube, _cache, measurements, notifier, ConfirmAsker(kube, queue.add))
     _state.update(kube=kube, queue=queue, leadership=leadership, stop=threading.Event())
     if CONFIG.metrics_port:
         start_http_server(CONFIG.metrics_port, addr=CONFIG.metrics_address)

@@ -4,6 +4,7 @@ replica that does not lead."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import socket
@@ -104,6 +105,19 @@ class Kube:
             )
             events += found.to_dict()["items"]
         return events
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, read when needed (webhook URLs): never cached or logged."""
+        try:
+            secret = client.CoreV1Api(self.api).read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise LookupError(f"secret {namespace}/{name} not found") from exc
+            raise
+        value = (secret.data or {}).get(key)
+        if value is None:
+            raise LookupError(f"secret {namespace}/{name} has no key {key}")
+        return base64.b64decode(value).decode()
 
     def exists(self, ref: ReleaseRef) -> bool:
         """Whether the release (this uid) is still there: one read, after a write found nothing."""

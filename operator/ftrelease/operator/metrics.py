@@ -36,6 +36,12 @@ ANALYSIS_ERRORS = Counter(
     ["namespace", "release"],
 )
 
+NOTIFICATIONS = Counter(
+    "ftrelease_notifications_total",
+    "Webhook notifications by result (sent, failed attempts).",
+    ["namespace", "release", "result"],
+)
+
 LEADER = Gauge("ftrelease_leader", "1 while this replica holds the lease and reconciles.")
 
 PHASES = get_args(Phase)

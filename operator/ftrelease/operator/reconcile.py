@@ -1,5 +1,6 @@
 """One reconcile of one release: the cycle between the watch cache and the apiserver
-(applier.KubeCluster), with its measurements taken beside it (measurements.Measurements)."""
+(applier.KubeCluster), with its measurements taken beside it (measurements.Measurements), the
+confirm webhooks asked beside it and its outbox handed to the notifier (notifications)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from ftrelease.api.ownership import ReleaseRef
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
-from ftrelease.rollout import cycle
+from ftrelease.rollout import confirm, cycle
 from ftrelease.rollout.commands import COMMANDS
 
 from . import metrics
@@ -20,16 +21,26 @@ from .applier import KubeCluster
 from .cache import Cache, Key
 from .kube import Kube
 from .measurements import Measurements
+from .notifications import ConfirmAsker, Notifier
 
 log = logging.getLogger(__name__)
 CONFLICT_RETRY = 0.2  # seconds: the watch brings the newer release meanwhile
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, cache: Cache, measurements: Measurements | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        cache: Cache,
+        measurements: Measurements | None = None,
+        notifier: Notifier | None = None,
+        confirmer: ConfirmAsker | None = None,
+    ) -> None:
         self.kube = kube
         self.cache = cache
         self.measurements = measurements  # None: no analysis, stages complete on their clocks
+        self.notifier = notifier
+        self.confirmer = confirmer
 
     def reconcile(self, key: Key, now: datetime | None = None) -> float | None:
         """One cycle of the release `key` from the cache; seconds until it wants another."""
@@ -66,6 +77,10 @@ class Reconciler:
                 if window is not None:
                     measured = self.measurements.take(key, spec, window)
                     measuring = window if measured is None else None
+            confirmations = None
+            request = confirm.wanted(spec, before)
+            if request is not None and self.confirmer is not None:
+                confirmations = self.confirmer.take(key, body, request)
             decision = cycle.cycle(
                 release,
                 observed,
@@ -73,6 +88,7 @@ class Reconciler:
                 analysis=self.measurements is not None,
                 measured=measured,
                 measuring=measuring,
+                confirmations=confirmations,
             )
             try:
                 cluster.apply(decision, observed)
@@ -86,6 +102,8 @@ class Reconciler:
                 log.info("%s/%s changed while deciding; deciding again", ref.namespace, ref.name)
                 return CONFLICT_RETRY
         metrics.record(ref, before, decision)
+        if self.notifier is not None and decision.status.notifications is not None:
+            self.notifier.wake(key)
         return decision.requeue_after
 
 

@@ -15,7 +15,7 @@ from ftrelease.api.status import FineTuneReleaseStatus, HistoryEntry, RetiredRev
 from ftrelease.api.verdict import StageVerdict
 
 from .commands import Command, parse
-from .types import Decision, Event, Observed
+from .types import Confirmations, Decision, Event, Observed
 
 # Entries kept in status.history, each with its whole bundle (a bundle is a few KiB at most: a
 # prompt and an output schema), so the status stays far below the apiserver's object limit.
@@ -45,6 +45,7 @@ class Bookkeeping:
     verdict: StageVerdict
     decision: Decision
     bundle_set_by: str | None = None  # the field manager that last wrote spec.bundle
+    confirmations: Confirmations | None = None  # the confirm webhooks' answers, if asked
     revision: str = field(init=False)
     commands: dict[str, Command] = field(init=False)
     acted: set[str] = field(init=False, default_factory=set)  # commands acted on

@@ -21,10 +21,10 @@ from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 
-from . import clock
+from . import clock, outbox
 from .commands import ABORT, ROLLBACK
 from .planner import plan
-from .types import Decision, Observed
+from .types import Confirmations, Decision, Observed
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,14 @@ def cycle(
     analysis: bool,
     measured: tuple[clock.Window, dict[str, Measurement]] | None = None,
     measuring: clock.Window | None = None,
+    confirmations: Confirmations | None = None,
 ) -> Decision:
     """The Decision for `release` at `now`, given `measured`: a window `wanted` asked for and
     its measurements (None: nothing was due). `measuring`: a due window whose measurements are
     still on their way; the stage waits for them (it never completes on an older verdict).
     `analysis` False: the operator runs without Prometheus, and stages complete on their clocks
-    and approvals."""
+    and approvals. `confirmations`: the confirm webhooks' answers (rollout.confirm). The
+    Decision's Events go into the notifications' outbox with its status."""
     spec, status = release.spec, release.status.model_copy(deep=True)
     events = []
     if not analysis:
@@ -97,8 +99,10 @@ def cycle(
         commands=release.commands,
         verdict=verdict,
         bundle_set_by=release.bundle_set_by,
+        confirmations=confirmations,
     )
     decision.events[:0] = events
+    outbox.post(spec, decision.status, decision.events, now)
     if analysis and measuring is None:  # a measurement in flight wakes the release when done
         due = clock.next_due(spec, decision.status)
         if due is not None:
@@ -106,14 +110,27 @@ def cycle(
     return decision
 
 
-def run(release: Release, observed: Observed, now: datetime, measure: Measure | None) -> Decision:
+def run(
+    release: Release,
+    observed: Observed,
+    now: datetime,
+    measure: Measure | None,
+    confirmations: Confirmations | None = None,
+) -> Decision:
     """Analyze, then plan, with `measure` doing the measuring (None: no analysis)."""
     window = wanted(release, now) if measure is not None else None
     measured = None
     if window is not None:
         assert measure is not None
         measured = (window, measure_window(release.spec, window, measure))
-    return cycle(release, observed, now, analysis=measure is not None, measured=measured)
+    return cycle(
+        release,
+        observed,
+        now,
+        analysis=measure is not None,
+        measured=measured,
+        confirmations=confirmations,
+    )
 
 
 def measure_window(

@@ -24,13 +24,14 @@ from ftrelease.api.verdict import NO_ANALYSIS, StageVerdict
 from .bookkeeping import bundle_summary
 from .commands import ABORT, APPROVE, COMMANDS, PAUSE, PROMOTE, RESUME, RETRY, ROLLBACK, Command
 from .conditions import conditions
+from .confirm import Confirming
 from .evaluation import Evaluation
 from .replicas import candidate_replicas, plan_revisions
-from .types import IN_PROGRESS, Decision, Observed, Route
+from .types import IN_PROGRESS, Confirmations, Decision, Observed, Route
 from .undo import Undo
 
 
-class _Planner(Undo, Evaluation):
+class _Planner(Undo, Evaluation, Confirming):
     """The state machine: one method per state of a release, run once per Decision."""
 
     # ---- the decision ------------------------------------------------------------------------
@@ -269,6 +270,10 @@ class _Planner(Undo, Evaluation):
             self.promote(stable)  # the promotion's route write is in place: finish it
             return
         desired = Route.split(stable, candidate, stage.weight or 0, stage.mirror or 0)
+        unstarted = self.st.stage.started_at is None and self.observed.route != desired
+        if unstarted and not self.confirmed(candidate):
+            self.decision.route = self.held_route(stable, candidate)
+            return
         self.decision.route = desired
         phase = "Shadow" if stage.mirror else "Progressing"
         if self.observed.route != desired:
@@ -304,10 +309,14 @@ class _Planner(Undo, Evaluation):
             self.requeue((duration - elapsed).total_seconds())
         if not self.verdict.passed:  # the next window is due at the analysis clock's time
             waiting.append(self.verdict.reason or "analysis has not passed")
+        approval = f"waiting for approval (kubectl finetune approve {self.name})"
         if stage.approval == "manual" and not self.st.stage.approved:
-            waiting.append(f"waiting for approval (kubectl finetune approve {self.name})")
+            waiting.append(approval)
         if waiting:
-            self.set_phase(phase, f"stage {stage.name}: {'; '.join(waiting)}")
+            message = f"stage {stage.name}: {'; '.join(waiting)}"
+            if waiting == [approval] and self.st.message != message:  # a person's turn now
+                self.event("AwaitingApproval", message)
+            self.set_phase(phase, message)
             return
         if index == len(stages) - 1:
             self.promote(stable)
@@ -397,10 +406,14 @@ def plan(
     commands: dict[str, str] | None = None,
     verdict: StageVerdict = NO_ANALYSIS,
     bundle_set_by: str | None = None,
+    confirmations: Confirmations | None = None,
 ) -> Decision:
     """The Decision for one release at `now`. Pure: same inputs, same Decision. `commands`:
-    the finetune.dev/* annotations; `bundle_set_by`: who last wrote spec.bundle."""
+    the finetune.dev/* annotations; `bundle_set_by`: who last wrote spec.bundle;
+    `confirmations`: the confirm webhooks' answers about the stage waiting for them."""
     decision = Decision(status=status.model_copy(deep=True))
     decision.status.observed_generation = generation
-    planner = _Planner(name, spec, observed, commands or {}, now, verdict, decision, bundle_set_by)
+    planner = _Planner(
+        name, spec, observed, commands or {}, now, verdict, decision, bundle_set_by, confirmations
+    )
     return planner.run()

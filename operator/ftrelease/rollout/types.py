@@ -66,6 +66,22 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class Answer:
+    ok: bool  # answered 2xx
+    message: str  # what it answered: "HTTP 403: change freeze", "connection refused"
+
+
+@dataclass(frozen=True)
+class Confirmations:
+    """The confirm webhooks' latest answers about one stage of one candidate
+    (spec.notifications.confirm), by webhook name."""
+
+    candidate: str
+    stage: int
+    answers: dict[str, Answer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RevisionPlan:
     """A revision the operator keeps. With a bundle, its objects are (re)applied in full;
     without one (a retired revision), only its replica count is set."""

@@ -16,7 +16,17 @@ from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
 
 from . import cycle
-from .types import Decision, EvalJobPlan, Observed, ObservedJob, ObservedRevision, Route
+from .confirm import wanted as wanted_confirmations
+from .types import (
+    Answer,
+    Confirmations,
+    Decision,
+    EvalJobPlan,
+    Observed,
+    ObservedJob,
+    ObservedRevision,
+    Route,
+)
 
 T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
@@ -38,6 +48,8 @@ class World:
     jobs: dict[str, ObservedJob] = field(default_factory=dict)
     evaluator: Callable[[EvalJobPlan], tuple[str, str]] | None = None
     decisions: list[Decision] = field(default_factory=list)
+    # The confirm webhooks (spec.notifications.confirm): each one's answer about a stage.
+    confirm: Callable[[str, int], Answer] | None = None
     name: str = "support-bot"
     namespace: str = "ml"
 
@@ -72,9 +84,16 @@ class World:
             self.name, self.namespace, self.spec, self.status, None, commands or {}
         )
         observed = self.observe()
-        decision = cycle.run(release, observed, self.now, measure)
+        decision = cycle.run(release, observed, self.now, measure, self.confirmations())
         self.apply(decision, observed)
         return decision
+
+    def confirmations(self) -> Confirmations | None:
+        request = wanted_confirmations(self.spec, self.status)
+        if request is None or self.confirm is None:
+            return None
+        answers = {h.name: self.confirm(h.name, request.stage) for h in request.hooks}
+        return Confirmations(request.candidate, request.stage, answers)
 
     def apply(self, decision: Decision, observed: Observed) -> None:
         self.decisions.append(decision)
