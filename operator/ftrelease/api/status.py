@@ -61,6 +61,9 @@ class StageStatus(StatusModel):
     confirm_waiting_since: datetime | None = Field(
         default=None, description="Since when the stage waits for its confirm webhooks."
     )
+    confirm_refused: bool = Field(
+        default=False, description="A confirm webhook refused this stage (it waits for 2xx)."
+    )
     waived: bool = Field(
         default=False,
         description="kubectl finetune promote --full: promote once the route is in place.",

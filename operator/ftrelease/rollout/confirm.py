@@ -61,9 +61,11 @@ class Confirming(Bookkeeping):
             f"{h.name} ({said[h.name].message})" if h.name in said else h.name for h in missing
         )
         message = f"stage {stage.name} waits for its confirm webhooks to answer 2xx: {waiting}"
-        if stage.confirm_waiting_since is None:
-            stage.confirm_waiting_since = self.now
-            self.event("AwaitingConfirmation", message)
+        stage.confirm_waiting_since = stage.confirm_waiting_since or self.now
+        refused = any(not answer.ok for answer in said.values())
+        if refused and not stage.confirm_refused:  # told once a stage is refused, not asked
+            stage.confirm_refused = True
+            self.event("AwaitingConfirmation", message, warning=True)
         self.st.message = message
         self.requeue(min(parse_duration(h.retry).total_seconds() for h in missing))
         return False
