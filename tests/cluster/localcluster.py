@@ -26,6 +26,7 @@ import yaml
 from .kubelet import KWOK_EXCLUSION
 from .pki import CertPair, LocalCA, write_service_account_keys
 from .podnetwork import NODE_IP
+from .podtunnel import egress_config
 from .processes import ManagedProcess, free_port, wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -134,6 +135,7 @@ class LocalCluster:
         self._write_pki()
         try:
             self._start_etcd(timeout)
+            self._start_pod_tunnel()
             self._start_apiserver(timeout)
             self._start_controller_manager()
             self._start_scheduler()
@@ -276,9 +278,25 @@ class LocalCluster:
 
         wait_until("etcd", healthy, timeout)
 
+    @property
+    def pod_tunnel_socket(self) -> Path:
+        # A Unix socket's path is limited to about 100 bytes: not under a deep workdir.
+        return Path(tempfile.gettempdir()) / f"ftr-pods-{self.ports['apiserver']}.sock"
+
+    def _start_pod_tunnel(self) -> None:
+        """The apiserver's route into the pod network (podtunnel.py): its pod proxy works."""
+        self._spawn(
+            "pod-tunnel",
+            [sys.executable, "-m", "tests.cluster.podtunnel", f"--socket={self.pod_tunnel_socket}"],
+            env={"PYTHONPATH": str(REPO_ROOT)},
+        )
+        wait_until("the pod tunnel's socket", self.pod_tunnel_socket.exists, 30)
+
     def _start_apiserver(self, timeout: float) -> None:
         policy = self.workdir / "audit-policy.yaml"
         policy.write_text(AUDIT_POLICY)
+        egress = self.workdir / "egress-selector.yaml"
+        egress.write_text(egress_config(self.pod_tunnel_socket))
         proc = self._spawn(
             "apiserver",
             [
@@ -305,6 +323,7 @@ class LocalCluster:
                 "--audit-log-format=json",
                 "--audit-log-mode=blocking",
                 "--audit-log-maxsize=0",
+                f"--egress-selector-config-file={egress}",
             ],
         )
 

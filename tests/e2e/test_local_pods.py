@@ -129,6 +129,15 @@ def test_servers_run_from_the_operators_pod_template_and_are_found_through_the_a
         assert answer.status_code == 200, answer.text
         assert answer.json()["model"] == NAME
 
+    # The apiserver's pod proxy reaches each pod's admin port (not in the Service) through the
+    # platform's pod network (tests/cluster/podtunnel.py), as on a cluster.
+    core = client.CoreV1Api(kube)
+    for pod in pods(kube, namespace, revision):
+        answer = core.connect_get_namespaced_pod_proxy_with_path(
+            f"{pod.metadata.name}:8001", namespace, "v1/samples", _preload_content=False
+        )
+        assert answer.status == 200 and answer.json()["object"] == "list"
+
     # Prometheus discovers both pods through the apiserver, labelled from the pod labels.
     prometheus.discover_pods(cluster.monitoring_kubeconfig())
     query = f'up{{namespace="{namespace}",release="{NAME}",revision="{revision}"}}'

@@ -137,9 +137,16 @@ def test_answers_pass_through_unchanged_and_are_measured_as_the_builtin_server_d
     assert sidecar.metric("finetune_format_invalid_total", **labels) == 1
     [sample] = httpx.get(f"http://127.0.0.1:{sidecar.admin_port}/v1/samples?limit=1").json()["data"]
     assert sample["messages"] == HELLO, "what the client sent, not the bundle's prompt"
+    flagged = httpx.get(f"http://127.0.0.1:{sidecar.admin_port}/v1/samples?flagged=true")
+    [invalid] = flagged.json()["data"]  # the cut-off answer was not judged, so not flagged
+    assert invalid["flags"] == ["format_invalid"] and invalid["response"] == whole_text(whole)
     base = {"model": "base", "adapter": "__base__"}
     via.completions.create(model="base", prompt="hello", max_tokens=3)
     assert sidecar.metric("finetune_requests_total", code="200", **base) == 1
+
+
+def whole_text(completion) -> str:
+    return completion.choices[0].message.content
 
 
 def stream_bytes(url: str, body: dict) -> bytes:

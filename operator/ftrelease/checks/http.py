@@ -96,10 +96,12 @@ def create_admin_app(samples: SampleBuffer, guard: dict[str, Any]) -> FastAPI:
     app.add_middleware(Guard, **guard)
 
     @app.get("/v1/samples")
-    async def read(limit: int | None = None) -> Any:
+    async def read(limit: int | None = None, flagged: bool = False) -> Any:
+        """A random share of answers (sample_rate); `flagged=true`: every flagged one."""
         if limit is not None and limit < 1:
             return ApiError(400, "limit must be at least 1", param="limit").response()
-        return {"object": "list", "sample_rate": samples.rate, "data": samples.items(limit)}
+        data = samples.items(limit, flagged)
+        return {"object": "list", "sample_rate": samples.rate, "flagged": flagged, "data": data}
 
     @app.delete("/v1/samples")
     async def clear() -> dict[str, Any]:

@@ -100,12 +100,13 @@ class Run:
         if code != 200:
             return
         answers = [Answer(t, r) for t, r in zip(self.texts, self.reasons, strict=True)]
-        server.checks.record(labels, answers, self.chat)
+        flags = server.checks.record(labels, answers, self.chat)
         server.samples.offer(
             labels["model"],
             labels["adapter"],
             self.sample,
             self.texts[0],
+            flags,
             finish_reason=self.reasons[0],
         )
 

@@ -213,7 +213,7 @@ class Sidecar:
         if code != 200 or parsed is None:
             return
         answers = parsed.answers()
-        self.checks.record(labels, answers, chat)
+        flags = self.checks.record(labels, answers, chat)
         asked = {k: body[k] for k in ("messages", "prompt") if k in body}
         if answers:
             self.samples.offer(
@@ -221,6 +221,7 @@ class Sidecar:
                 labels["adapter"],
                 asked,
                 answers[0].text,
+                flags,
                 finish_reason=answers[0].finish_reason,
             )
 
