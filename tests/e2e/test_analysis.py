@@ -24,6 +24,7 @@ from tests.cluster.localcluster import LocalCluster
 from tests.cluster.localprometheus import LocalPrometheus
 from tests.cluster.processes import wait_until
 from tests.e2e.conftest import Releases, TinyModels, release_doc
+from tests.e2e.test_on_call import cli
 from tests.e2e.test_rollout import NAME, revision
 from tests.operator_process import OperatorProcess
 
@@ -93,7 +94,8 @@ def served(
         role: json.dumps(
             {
                 "labels": {"finetune.dev/revision": revision(analysed_doc(version, 1))},
-                "args": [f"--fault-error-rate={FAULTS_BY_ROLE[role]}"],
+                # and keep a fifth of their answers for review (samples and incident records)
+                "args": [f"--fault-error-rate={FAULTS_BY_ROLE[role]}", "--sample-rate=0.2"],
             }
         )
         for role, version in VERSIONS.items()
@@ -136,15 +138,41 @@ def operator_metric(operator: OperatorProcess, name: str, namespace: str) -> flo
     raise AssertionError(f"{name} for namespace {namespace} not in the operator's metrics")
 
 
+def revision_pods(releases: Releases, revision_: str) -> list[client.V1Pod]:
+    selector = f"finetune.dev/release={NAME},finetune.dev/revision={revision_}"
+    return releases.core.list_namespaced_pod(releases.namespace, label_selector=selector).items
+
+
 def reasons(releases: Releases) -> list[str]:
     return [reason for reason, _ in releases.events(NAME)]
 
 
 def test_a_healthy_candidate_is_promoted_on_analysis(
-    analysing_operator, served, releases: Releases
+    analysing_operator, served, releases: Releases, installed
 ):
-    _stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=10)
+    stable, candidate = start_release(releases, VERSIONS["healthy"], canary_seconds=10)
     with traffic(releases) as generator:
+        # On call: what each side answers, side by side, from their pods' admin ports through
+        # the apiserver's pod proxy.
+        releases.wait(NAME, "canary-50", lambda s: (s.get("stage") or {}).get("startedAt"))
+        sides: dict[str, Any] = {}
+
+        def both_sampled() -> bool:
+            shown = cli(installed, "samples", NAME, "-n", releases.namespace, "-o", "json")
+            assert shown.returncode == 0, shown.stderr
+            sides.clear()
+            sides.update(json.loads(shown.stdout))
+            return all(sides.get(role, {}).get("samples") for role in ("candidate", "stable"))
+
+        try:
+            wait_until("samples of both sides", both_sampled, 30, interval=1)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {sides}") from None
+        for role, revision_ in (("candidate", candidate), ("stable", stable)):
+            assert sides[role]["revision"] == revision_ and not sides[role]["errors"]
+            pods = {p.metadata.name for p in revision_pods(releases, revision_)}
+            assert {s["pod"] for s in sides[role]["samples"]} <= pods
+            assert all(s["messages"] and "response" in s for s in sides[role]["samples"])
         status = releases.wait(
             NAME, "promoted", lambda s: s.get("stableRevision") == candidate, timeout=150
         )
@@ -186,21 +214,52 @@ def test_twice_the_stable_error_rate_is_rolled_back_with_the_reason(
     assert evidence >= 100
 
 
-def test_answers_that_break_the_output_format_are_rolled_back(
-    analysing_operator, served, releases: Releases
+def test_answers_that_break_the_output_format_are_rolled_back_with_an_incident_record(
+    analysing_operator, served, releases: Releases, installed
 ):
     metrics = [
         {"name": "errors", "template": "error-rate"},
         {"name": "format", "template": "format-invalid-rate", "margin": 0},
     ]
-    stable, _ = start_release(releases, VERSIONS["json"], canary_seconds=600, metrics=metrics)
+    stable, candidate = start_release(
+        releases, VERSIONS["json"], canary_seconds=600, metrics=metrics
+    )
+    candidate_pods: set[str] = set()
+
+    def rolled_back(status: dict[str, Any]) -> bool:
+        candidate_pods.update(p.metadata.name for p in revision_pods(releases, candidate))
+        return status.get("phase") == "RolledBack"
+
     with traffic(releases):
-        status = releases.wait_phase(NAME, "RolledBack", timeout=150)
+        status = releases.wait(NAME, "rolled back", rolled_back, timeout=150)
     reason = status["history"][0]["reason"]
     assert reason.startswith("format: candidate 100.000% vs stable 0.000%"), reason
     outcomes = {r["metric"]: r["outcome"] for r in status["analysis"]}
     assert outcomes["format"] == "Fail" and outcomes["errors"] != "Fail"
     releases.wait_route(NAME, (((stable, 100),), None, 0))
+
+    # The incident record: kept in the cluster, exported for people as JSON lines.
+    [recorded] = releases.wait_event(NAME, "IncidentRecorded", timeout=30)
+    exported = cli(installed, "failures", NAME, "-n", releases.namespace)
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert lines, recorded
+    incident = lines[0]["incident"]
+    assert incident["reason"] == reason and incident["revision"] == candidate
+    assert incident["stableRevision"] == stable
+    assert incident["bundle"]["dataset"]["version"] == VERSIONS["json"]
+    assert incident["bundle"]["prompt"]["outputFormat"]["type"] == "json-schema"
+    figures = {r["metric"]: r for r in incident["analysis"]}
+    assert figures["format"]["outcome"] == "Fail" and figures["format"]["evidence"] >= 100
+    failing = [line["sample"] for line in lines if "format_invalid" in line["sample"]["flags"]]
+    assert len(failing) >= 10 and len(lines) <= 70, "flagged outputs first, bounded"
+    for sample in failing:
+        # What the candidate's own server answered and flagged: the request as the gateway
+        # sent it, the server's (empty, not JSON) answer ended by its stop token.
+        assert sample["pod"] in candidate_pods and sample["adapter"]
+        assert sample["messages"][-1]["role"] == "user"
+        assert sample["response"] == "" and sample["finish_reason"] == "stop"
+    assert all(line["label"] is None for line in lines)
 
 
 def test_prometheus_down_holds_the_weights_and_the_rollout_goes_on_after(

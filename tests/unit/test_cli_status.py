@@ -66,3 +66,22 @@ def test_the_list_has_a_row_per_release():
     assert len(rows) == 2
     assert "ml" in rows[0] and "bot" in rows[0] and "10%" in rows[0]
     assert "ops" in rows[1] and "classifier" in rows[1]
+
+
+def test_a_failing_webhook_says_why_and_how_much_waits_and_a_healthy_one_says_nothing():
+    notice = {"time": NOW.isoformat(), "type": "Normal", "reason": "StageStarted", "message": "m"}
+    notifications = {
+        "sequence": 7,
+        "pending": [{**notice, "sequence": n} for n in (5, 6, 7)],
+        "webhooks": {
+            "oncall": {
+                "delivered": 4,
+                "error": "ConnectError: connection refused",
+                "failingSince": NOW.isoformat(),
+            },
+            "chat": {"delivered": 7},
+        },
+    }
+    shown = text(release_view(body(75, notifications=notifications), NOW))
+    assert "webhook oncall failing since 2026-12-01T12:00:00+00:00: ConnectError" in shown
+    assert "(3 notifications waiting)" in shown and "chat" not in shown

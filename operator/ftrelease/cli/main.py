@@ -11,6 +11,8 @@ pause NAME, resume NAME
 history NAME       each rollout with who started and ended it and the bundle fields it changed
 diff NAME A B      the bundle fields two revisions differ in; diff -f FILE: what applying it does
 evals NAME         the eval gate: declared against measured scores, candidate and stable, verdict
+samples NAME       recent sampled outputs of the candidate and the stable, side by side
+failures NAME      incident records of rollbacks by analysis, as JSON lines for review
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .control import add_commands
 from .documents import Document, UnreadableInput, read_documents
 from .evals import add_evals
 from .history import add_history
+from .samples import add_samples
 from .simulate import add_simulate
 from .status import add_status
 
@@ -101,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
     add_status(sub)
     add_history(sub)
     add_evals(sub)
+    add_samples(sub)
     return top
 
 

@@ -91,6 +91,7 @@ def release_view(body: dict[str, Any], now: datetime) -> RenderableType:
                 r.message or "",
             )
         parts.append(table)
+    parts += notification_lines(st)
     if st.rolling_back_to:
         request = st.rolling_back_to
         parts.append(
@@ -104,6 +105,26 @@ def release_view(body: dict[str, Any], now: datetime) -> RenderableType:
             table.add_row(h.revision, h.outcome, h.ended_by or "", h.reason, finished)
         parts.append(table)
     return Group(*parts)
+
+
+def notification_lines(st: FineTuneReleaseStatus) -> list[str]:
+    """Webhooks that are failing, and what they have not yet had (healthy ones say nothing)."""
+    box = st.notifications
+    if box is None:
+        return []
+    lines = []
+    for name, state in box.webhooks.items():
+        if state.error is None:
+            continue
+        waiting = sum(1 for n in box.pending if n.sequence > state.delivered)
+        since = state.failing_since.isoformat() if state.failing_since else "?"
+        lines.append(
+            f"[bold red]webhook {name} failing[/bold red] since {since}: {state.error} "
+            f"({waiting} notification{'s' if waiting != 1 else ''} waiting)"
+        )
+    if box.dropped:
+        lines.append(f"{box.dropped} notifications dropped unsent: the outbox was full")
+    return lines
 
 
 def list_view(items: list[dict[str, Any]], all_namespaces: bool) -> Table:

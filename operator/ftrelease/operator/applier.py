@@ -4,7 +4,8 @@ the cache.
 
 Write order: revision objects (so a candidate exists before traffic can reach it), then status
 (so a restart resumes from what was decided), then the route (one write, and only when it
-differs from what is in place), then eval Jobs, deletions, consumed commands and Events."""
+differs from what is in place), then the incident record of a rollback by analysis, eval Jobs,
+deletions, consumed commands and Events."""
 
 from __future__ import annotations
 
@@ -19,14 +20,21 @@ from ftrelease.api.bundle import Bundle
 from ftrelease.api.ownership import RELEASE_LABEL, REVISION_LABEL, ReleaseRef, object_name
 from ftrelease.api.spec import FineTuneReleaseSpec
 from ftrelease.api.status import FineTuneReleaseStatus
-from ftrelease.rollout.types import Decision, Observed, ObservedJob, ObservedRevision
+from ftrelease.rollout.types import (
+    Decision,
+    IncidentPlan,
+    Observed,
+    ObservedJob,
+    ObservedRevision,
+)
 from ftrelease.serving.evaljob import EVAL_JOB_LABEL, eval_job
 from ftrelease.serving.objects import applied_digest, revision_objects
-from ftrelease.serving.pod import BUNDLE_FILE
+from ftrelease.serving.pod import BUNDLE_FILE, admin_port
 from ftrelease.traffic.routers import ROUTERS
 
 from . import metrics
 from .cache import Cache
+from .incidents import record_incident
 from .jobs import failure_reason, job_state, termination_message
 from .kube import REVISION_KINDS, Kube
 from .pods import event_problem, pod_problem
@@ -113,6 +121,19 @@ class KubeCluster:
             return failure_reason(why, pods)
         return termination_message(pods, succeeded=True) or ""  # "": none, and none to come
 
+    def _record_incident(self, plan: IncidentPlan) -> None:
+        """After the route is back on stable: a record that fails to be kept is said in an
+        Event, and holds up nothing (the rollback is done)."""
+        try:
+            name = record_incident(self.kube, self.ref, plan, admin_port(self.spec.serving))
+        except Exception as exc:
+            log.exception("%s: the incident record of %s", self.ref.name, plan.revision)
+            message = f"no incident record of {plan.revision}: {type(exc).__name__}: {exc}"
+            self.kube.event(self.ref, "Warning", "IncidentNotRecorded", message)
+            return
+        message = f"incident record {name}: kubectl finetune failures {self.ref.name}"
+        self.kube.event(self.ref, "Normal", "IncidentRecorded", message)
+
     def _pods_problem(self, selector: str, whose: str) -> str | None:
         """Why the selected pods are not ready, as their status or Events say. Read only while
         something waits on them (not cached), and a failed read only leaves the reason unknown:
@@ -164,6 +185,9 @@ class KubeCluster:
             route = router.route_object(ref, spec, decision.route, bundle.routing.matches)
             self.cache.put_owned(router.kind, self.kube.apply(route), only_newer=True)
             metrics.ROUTE_WRITES.labels(ref.namespace, ref.name).inc()
+
+        if decision.incident is not None:
+            self._record_incident(decision.incident)
 
         jobs = self.cache.owned("Job", ref)
         for plan in decision.eval_jobs:  # created once; a Job is not changed afterwards

@@ -106,6 +106,10 @@ class Kube:
             events += found.to_dict()["items"]
         return events
 
+    def config_maps(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        found = self.resource("v1", "ConfigMap").get(namespace=namespace, label_selector=selector)
+        return found.to_dict()["items"]
+
     def secret_value(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, read when needed (webhook URLs): never cached or logged."""
         try:

@@ -15,7 +15,9 @@ from .types import Route
 class Holds(Bookkeeping):
     """The planner's waiting and holding."""
 
-    def rollback(self, reason: str, *, ended_by: str, reverted: bool = False) -> None:
+    def rollback(
+        self, reason: str, *, ended_by: str, reverted: bool = False, record: bool = False
+    ) -> None:
         raise NotImplementedError  # undo.py's: all traffic back on stable
 
     def wait_for_pods(self, candidate: str, needed: int, stage: Stage) -> None:

@@ -221,7 +221,8 @@ class _Planner(Undo, Evaluation, Confirming):
             self.rollback(f"aborted {abort.said}", ended_by=abort.by)
             return
         if self.verdict.failed:
-            self.rollback(self.verdict.reason or "analysis failed", ended_by="analysis")
+            reason = self.verdict.reason or "analysis failed"
+            self.rollback(reason, ended_by="analysis", record=True)
             return
         if PROMOTE in self.commands and PROMOTE not in self.decision.consumed_commands:
             promote = self.consume(PROMOTE)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from ftrelease.api.bundle import Bundle
 from ftrelease.api.route import Route
-from ftrelease.api.status import FineTuneReleaseStatus
+from ftrelease.api.status import FineTuneReleaseStatus, MetricResult, StageStatus
 from ftrelease.api.verdict import Event
 
 # The phases of a rollout under way (a candidate is being brought in).
@@ -103,6 +103,20 @@ class EvalJobPlan:
     bundle: Bundle  # the candidate's
 
 
+@dataclass(frozen=True)
+class IncidentPlan:
+    """A candidate rolled back by analysis: what its incident record keeps (with the
+    candidate's sampled outputs, which the operator reads from its pods)."""
+
+    revision: str
+    stable: str
+    reason: str
+    bundle: Bundle | None
+    analysis: list[MetricResult]
+    stage: StageStatus | None
+    at: datetime
+
+
 @dataclass
 class Decision:
     status: FineTuneReleaseStatus
@@ -112,6 +126,7 @@ class Decision:
     eval_jobs: list[EvalJobPlan] = field(default_factory=list)  # to create, if not there
     events: list[Event] = field(default_factory=list)
     consumed_commands: list[str] = field(default_factory=list)
+    incident: IncidentPlan | None = None  # a rollback by analysis to keep a record of
     requeue_after: float | None = None  # seconds until a clock runs out
 
     def requeue(self, seconds: float) -> None:

@@ -10,18 +10,31 @@ from ftrelease.api.status import RollbackRequest
 
 from .commands import Command
 from .holds import Holds
-from .types import IN_PROGRESS, Event, Route
+from .types import IN_PROGRESS, Event, IncidentPlan, Route
 
 
 class Undo(Holds):
     """The planner's rollbacks."""
 
-    def rollback(self, reason: str, *, ended_by: str, reverted: bool = False) -> None:
+    def rollback(
+        self, reason: str, *, ended_by: str, reverted: bool = False, record: bool = False
+    ) -> None:
         """All traffic to stable in one route write; the candidate stays warm for
-        abortScaleDownDelay, then goes to zero replicas."""
+        abortScaleDownDelay, then goes to zero replicas. `record`: keep an incident record
+        (a rollback by analysis: its figures and the candidate's outputs, for people)."""
         stable, candidate = self.st.stable_revision, self.st.candidate_revision
         assert stable is not None
         self.decision.route = Route.only(stable)
+        if record and candidate:
+            self.decision.incident = IncidentPlan(
+                revision=candidate,
+                stable=stable,
+                reason=reason,
+                bundle=self.bundle_of(candidate),
+                analysis=[r.model_copy() for r in self.st.analysis],
+                stage=self.st.stage.model_copy() if self.st.stage else None,
+                at=self.now,
+            )
         self.history(
             candidate or "", "RolledBack", reason, self.st.candidate_since, ended_by=ended_by
         )
