@@ -254,3 +254,23 @@ def test_the_bodies_carry_the_notice_and_an_id_that_repeats_with_it():
     question = confirm_json(ref, stage, "abc", "def", world.now)
     assert question["kind"] == "FineTuneReleaseConfirmation"
     assert question["stage"] == {"index": 1, "name": "canary-1", "weight": 1, "mirror": 0}
+
+
+def test_every_reason_the_planner_can_emit_is_one_a_webhook_can_name():
+    """A new Event the planner emits must be added to REASONS, or no webhook could ask for it."""
+    import re
+    from pathlib import Path
+
+    import ftrelease.rollout as rollout
+    from ftrelease.api.notifications import REASONS
+
+    calls = re.compile(
+        r'(?:self\.(?:event|hold)\(\s*|self\.act\([^"]*?,\s*|Event\(\s*"\w+",\s*)"([A-Z]\w+)"'
+    )
+    emitted = {
+        reason
+        for path in Path(rollout.__file__).parent.glob("*.py")
+        for reason in calls.findall(path.read_text())
+    }
+    assert {"StageStarted", "Inconclusive", "Approved", "AnalysisError"} <= emitted
+    assert emitted <= set(REASONS), emitted - set(REASONS)

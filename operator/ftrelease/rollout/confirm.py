@@ -1,5 +1,5 @@
 """Confirm webhooks (spec.notifications.confirm): before a stage starts, every one must have
-answered 2xx for it. Asking is the operator's I/O (operator/confirmations.py); which stage to
+answered 2xx for it. Asking is the operator's I/O (operator/notifications.py); which stage to
 ask about, and what the answers mean for the stage, is decided here. Pure."""
 
 from __future__ import annotations
@@ -45,11 +45,9 @@ class Confirming(Bookkeeping):
         if not hooks or stage.waived:  # promote --full: the person is the confirmation
             return True
         answers = self.confirmations
-        mine = answers is not None and (answers.candidate, answers.stage) == (
-            candidate,
-            stage.index,
-        )
-        said = answers.answers if answers is not None and mine else {}
+        said = {}  # the answers about this stage of this candidate only
+        if answers is not None and (answers.candidate, answers.stage) == (candidate, stage.index):
+            said = answers.answers
         for name, answer in said.items():
             if answer.ok and name not in stage.confirmed:
                 stage.confirmed.append(name)
