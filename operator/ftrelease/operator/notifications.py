@@ -60,6 +60,9 @@ def _failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:ANSWER_LIMIT] if str(exc) else type(exc).__name__
 
 
+_Turn = tuple[Key, str]  # a release and one of its webhooks
+
+
 @dataclass
 class _Backoff:
     failures: int = 0
@@ -67,7 +70,8 @@ class _Backoff:
 
 
 class Notifier:
-    """Sends the outboxes, a release at a time on each of a few threads."""
+    """Sends the outboxes: each webhook of each release on its own turn, on a few threads, so
+    a webhook that hangs holds up no other."""
 
     def __init__(
         self, kube: Kube, cache: Cache, leading: Callable[[], bool], workers: int = 4
@@ -75,33 +79,39 @@ class Notifier:
         self.kube, self.cache, self.leading = kube, cache, leading
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notify")
         self._lock = threading.Lock()
-        self._busy: set[Key] = set()
-        self._again: set[Key] = set()  # woken while busy: one more turn after this one
+        self._busy: set[_Turn] = set()
+        self._again: set[_Turn] = set()  # woken while busy: one more turn after this one
         self._backoff: dict[tuple[str, str], _Backoff] = {}  # by (release uid, webhook)
         self._sent: dict[tuple[str, str], int] = {}  # sent, perhaps not yet recorded in status
 
     def wake(self, key: Key) -> None:
         """Sends what `key`'s outbox holds for its webhooks, unless they are backing off."""
+        body = self.cache.release(key) or {}
+        hooks = ((body.get("spec") or {}).get("notifications") or {}).get("webhooks") or []
+        for hook in hooks:
+            self._wake((key, hook.get("name", "")))
+
+    def _wake(self, turn: _Turn) -> None:
         with self._lock:
-            if key in self._busy:
-                self._again.add(key)
+            if turn in self._busy:
+                self._again.add(turn)
                 return
-            self._busy.add(key)
-        self._pool.submit(self._turn, key)
+            self._busy.add(turn)
+        self._pool.submit(self._turn, turn)
 
-    def _turn(self, key: Key) -> None:
+    def _turn(self, turn: _Turn) -> None:
         try:
-            self.deliver(key)
+            self.deliver(*turn)
         except Exception:
-            log.exception("notifications of %s/%s", *key)
+            log.exception("notifications of %s/%s to %s", *turn[0], turn[1])
         with self._lock:
-            self._busy.discard(key)
-            again = key in self._again
-            self._again.discard(key)
+            self._busy.discard(turn)
+            again = turn in self._again
+            self._again.discard(turn)
         if again:
-            self.wake(key)
+            self._wake(turn)
 
-    def deliver(self, key: Key) -> None:
+    def deliver(self, key: Key, name: str) -> None:
         body = self.cache.release(key)
         if body is None or not self.leading():
             return
@@ -109,16 +119,16 @@ class Notifier:
             spec = FineTuneReleaseSpec.model_validate(body.get("spec") or {})
         except ValidationError:
             return  # the reconciler says why
-        status = FineTuneReleaseStatus.model_validate(body.get("status") or {})
+        hook = next((h for h in spec.notifications.webhooks if h.name == name), None)
         ref = _ref(body)
-        for hook in spec.notifications.webhooks:
-            backoff = self._backoff.get((ref.uid, hook.name))
-            if backoff is not None and backoff.next_at > time.monotonic():
-                continue  # its timer wakes the release
-            self._deliver(ref, status, hook, key)
+        backoff = self._backoff.get((ref.uid, name))
+        if hook is None or (backoff is not None and backoff.next_at > time.monotonic()):
+            return  # gone, or backing off: its timer wakes it
+        status = FineTuneReleaseStatus.model_validate(body.get("status") or {})
+        self._deliver(ref, status, hook, (key, name))
 
     def _deliver(
-        self, ref: ReleaseRef, status: FineTuneReleaseStatus, hook: Webhook, key: Key
+        self, ref: ReleaseRef, status: FineTuneReleaseStatus, hook: Webhook, turn: _Turn
     ) -> None:
         box = status.notifications
         state = (box.webhooks.get(hook.name) if box else None) or WebhookState()
@@ -155,8 +165,8 @@ class Notifier:
         backoff.failures += 1
         delay = min(2.0 ** (backoff.failures - 1), MAX_BACKOFF)
         backoff.next_at = time.monotonic() + delay
-        log.info("%s/%s: webhook %s: %s; again in %ss", *key, hook.name, error, delay)
-        timer = threading.Timer(delay, self.wake, args=(key,))
+        log.info("%s/%s: webhook %s: %s; again in %ss", *turn[0], hook.name, error, delay)
+        timer = threading.Timer(delay, self._wake, args=(turn,))
         timer.daemon = True
         timer.start()
 
