@@ -17,6 +17,7 @@ import contextlib
 import json
 import random
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -334,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(
                     f"  {label}: [bold]{outcomes[adapter]['outcome']}[/] {outcomes[adapter]['reason']}"
                 )
+            if outcomes[adapter]["outcome"] == "RolledBack":
+                with step(
+                    "The failures, for people: kubectl finetune failures support-bot "
+                    "(the incident record the rollback left: reason, bundle, flagged outputs)"
+                ):
+                    found = _failures(cluster, args.workdir / f"failures-{adapter}.jsonl")
+                    outcomes[adapter]["failures"] = len(found)
+                    _show_failure(found)
     finally:
         for part in reversed(running):
             with contextlib.suppress(Exception):
@@ -375,6 +384,30 @@ def _wait(custom: client.CustomObjectsApi, check: Any, timeout: float) -> dict[s
             return status
         time.sleep(1)
     raise TimeoutError(f"{NAME} did not get there in {timeout:.0f}s: {json.dumps(status)[:800]}")
+
+
+def _failures(cluster: LocalCluster, out: Path, timeout: float = 60) -> list[dict[str, Any]]:
+    """`kubectl finetune failures` once the record is written (right after the rollback)."""
+    command = [sys.executable, "-m", "ftrelease.cli.main", "failures", NAME, "-n", NAMESPACE]
+    command += ["--kubeconfig", str(cluster.kubeconfig)]
+    deadline = time.monotonic() + timeout
+    while True:
+        exported = subprocess.run(command, capture_output=True, text=True, check=True)
+        if exported.stdout.strip() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    out.write_text(exported.stdout)
+    return [json.loads(line) for line in exported.stdout.splitlines()]
+
+
+def _show_failure(lines: list[dict[str, Any]]) -> None:
+    flagged = [line["sample"] for line in lines if (line["sample"] or {}).get("flags")]
+    console.print(f"  {len(lines)} outputs kept, {len(flagged)} flagged; the first:")
+    if flagged:
+        sample = flagged[0]
+        asked = next(m["content"] for m in reversed(sample["messages"]) if m["role"] == "user")
+        console.print(f"    asked:    {asked}")
+        console.print(f"    answered: {sample['response'][:200]}  {sample['flags']}")
 
 
 def _outcome(status: dict[str, Any], candidate: str) -> dict[str, str]:

@@ -27,6 +27,15 @@ def test_the_demo_promotes_the_good_refresh_and_rolls_back_the_format_breaker(tm
     assert 15 < rate < 50 and "vs stable 0.000%" in reason, reason
     assert code == 0
     assert (workdir / "timeline.png").stat().st_size > 10_000
+    # The rollback left its failures for people: the refund answers that are not JSON.
+    lines = [
+        json.loads(line) for line in (workdir / "failures-v3-bad.jsonl").read_text().splitlines()
+    ]
+    assert summary["v3-bad"]["failures"] == len(lines) > 0
+    assert {line["incident"]["reason"] for line in lines} == {reason}
+    flagged = [line["sample"] for line in lines if "format_invalid" in line["sample"]["flags"]]
+    assert flagged and all(s["response"] and s["finish_reason"] == "stop" for s in flagged)
+    assert any("refund" in s["messages"][-1]["content"].lower() for s in flagged)
 
 
 def test_on_the_vllm_runtime_the_response_checker_judges_the_same(tmp_path):
