@@ -56,6 +56,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 _DELETE = object()
+_SECRET = {"secretKeyRef": {"name": "hooks", "key": "url"}}
 
 
 def _stages(*stages: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
@@ -408,5 +409,42 @@ CASES: list[InvalidCase] = [
             {"name": "full", "weight": 100},
         ),
         "spec.strategy.stages[0].maxDuration",
+    ),
+    InvalidCase(
+        "webhook-reason-unknown",
+        _set(
+            "spec.notifications",
+            {"webhooks": [{"name": "oncall", "urlFrom": _SECRET, "reasons": ["Deployed"]}]},
+        ),
+        "spec.notifications.webhooks[0].reasons[0]",
+    ),
+    InvalidCase(
+        "webhook-url-inline",
+        _set("spec.notifications", {"webhooks": [{"name": "oncall", "url": "http://x"}]}),
+        "spec.notifications.webhooks[0].urlFrom",
+    ),
+    InvalidCase(
+        "webhook-format-unknown",
+        _set(
+            "spec.notifications",
+            {"webhooks": [{"name": "oncall", "urlFrom": _SECRET, "format": "teams"}]},
+        ),
+        "spec.notifications.webhooks[0].format",
+    ),
+    InvalidCase(
+        "webhook-names-twice",
+        _set(
+            "spec.notifications",
+            {"confirm": [{"name": "freeze", "urlFrom": _SECRET}] * 2},
+        ),
+        "spec.notifications.confirm",
+    ),
+    InvalidCase(
+        "confirm-retry-not-a-duration",
+        _set(
+            "spec.notifications",
+            {"confirm": [{"name": "freeze", "urlFrom": _SECRET, "retry": "soon"}]},
+        ),
+        "spec.notifications.confirm[0].retry",
     ),
 ]
