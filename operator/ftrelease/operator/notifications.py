@@ -39,6 +39,7 @@ from .webhook_bodies import BODIES, confirm_json
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0  # seconds between attempts at a webhook that keeps failing
+RECORD_RETRY = 5.0  # seconds: what a webhook acknowledged, when status could not be written
 ANSWER_LIMIT = 200  # characters of a refusal's body kept in status
 
 
@@ -157,7 +158,7 @@ class Notifier:
             except Exception as exc:
                 error = _failure(exc)
                 metrics.NOTIFICATIONS.labels(ref.namespace, ref.name, "failed").inc()
-        self._record(ref, hook.name, state, sent, error)
+        self._record(ref, hook.name, state, sent, error, turn)
         if error is None:
             self._backoff.pop(mark, None)
             return
@@ -166,12 +167,21 @@ class Notifier:
         delay = min(2.0 ** (backoff.failures - 1), MAX_BACKOFF)
         backoff.next_at = time.monotonic() + delay
         log.info("%s/%s: webhook %s: %s; again in %ss", *turn[0], hook.name, error, delay)
+        self._later(turn, delay)
+
+    def _later(self, turn: _Turn, delay: float) -> None:
         timer = threading.Timer(delay, self._wake, args=(turn,))
         timer.daemon = True
         timer.start()
 
     def _record(
-        self, ref: ReleaseRef, hook: str, state: WebhookState, sent: int, error: str | None
+        self,
+        ref: ReleaseRef,
+        hook: str,
+        state: WebhookState,
+        sent: int,
+        error: str | None,
+        turn: _Turn,
     ) -> None:
         """Writes what the webhook acknowledged, and whether it fails: only when that changed
         (a failing webhook's retries write nothing more)."""
@@ -183,8 +193,9 @@ class Notifier:
         patch = {"notifications": {"webhooks": {hook: new.model_dump(mode="json", by_alias=True)}}}
         try:
             written = self.kube.patch_status(ref, patch, None)
-        except Exception as exc:  # kept in memory (_sent) and written at the next turn
+        except Exception as exc:  # kept in memory (_sent), written at the next turn
             log.info("%s/%s: webhook %s not recorded: %s", ref.namespace, ref.name, hook, exc)
+            self._later(turn, RECORD_RETRY)
             return
         self.cache.put_release(written, only_newer=True)
 
