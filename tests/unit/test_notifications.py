@@ -173,6 +173,35 @@ def test_a_stage_waits_for_every_confirm_webhook_then_starts():
     assert world.status.stage.confirmed == []
 
 
+def test_a_stage_confirmed_only_after_a_few_reconciles_still_starts():
+    """The operator asks on its own threads: the first reconciles of a stage have no answer."""
+    answered: list[bool] = []
+
+    def confirm(name: str, stage: int) -> Answer:
+        answered.append(True)
+        return Answer(len(answered) > 3, "no answer yet")
+
+    world = World(
+        spec_with(notifications=hooks(confirm=[{"name": "freeze", "urlFrom": SECRET}])),
+        confirm=confirm,
+    )
+    world.settle()
+    stable = world.revision
+    world.spec = with_bundle_version(world.spec, "v2")
+    # Its pods up already (a decision that lost a write conflict created them): the rollout's
+    # first decision goes straight to asking.
+    world.replicas[world.revision] = world.spec.serving.replicas
+    world.bundles[world.revision] = world.spec.bundle
+    world.step()
+    assert world.status.stage.confirm_waiting_since is not None
+    assert world.status.phase == "Pending", "a rollout under way, not still Promoted"
+    world.settle()
+    assert world.route == Route.split(stable, world.revision, 0, 100)
+    assert world.status.phase == "Shadow" and world.status.stage.started_at is not None
+    reasons = [e.reason for d in world.decisions for e in d.events]
+    assert reasons.count("RolloutStarted") == 1
+
+
 def test_confirm_answers_about_another_stage_or_candidate_are_not_taken():
     world = World(
         spec_with(notifications=hooks(confirm=[{"name": "freeze", "urlFrom": SECRET}])),

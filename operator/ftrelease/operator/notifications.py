@@ -230,6 +230,7 @@ class ConfirmAsker:
                 )
                 if stale and asking not in self._asking:
                     self._asking.add(asking)
+                    log.info("%s/%s: asking %s about stage %s", *key, hook.name, request.stage)
                     self._pool.submit(self._ask, key, stage_key, body, hook)
             latest = {name: answer for name, (answer, _) in answers.items()}
         return Confirmations(request.candidate, request.stage, latest)
@@ -243,6 +244,7 @@ class ConfirmAsker:
             self._asking.discard((*stage_key, hook.name))
             if stage_key in self._answers:
                 self._answers[stage_key][hook.name] = (answer, asked)
+        log.info("%s/%s: %s answered %s about stage %s", *key, hook.name, answer, stage_key[2])
         self._done(key)
 
     def ask(self, body: dict[str, Any], hook: ConfirmWebhook) -> Answer:

@@ -64,6 +64,9 @@ class Confirming(Bookkeeping):
         if refused and not stage.confirm_refused:  # told once a stage is refused, not asked
             stage.confirm_refused = True
             self.event("AwaitingConfirmation", message, warning=True)
-        self.st.message = message
+        if stage.index == 0:  # no traffic yet: the rollout is Pending (not still Promoted)
+            self.set_phase("Pending", message)
+        else:  # traffic stays at the previous stage's split, and so does the phase
+            self.st.message = message
         self.requeue(min(parse_duration(h.retry).total_seconds() for h in missing))
         return False
