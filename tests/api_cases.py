@@ -421,7 +421,7 @@ CASES: list[InvalidCase] = [
     InvalidCase(
         "webhook-url-inline",
         _set("spec.notifications", {"webhooks": [{"name": "oncall", "url": "http://x"}]}),
-        "spec.notifications.webhooks[0].urlFrom",
+        "spec.notifications.webhooks[0].url",  # not a field: URLs come from a Secret
     ),
     InvalidCase(
         "webhook-format-unknown",
