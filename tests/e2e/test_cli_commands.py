@@ -109,3 +109,21 @@ def test_promote_completes_the_stage_and_promote_full_goes_to_100(installed, rel
         "stage shadow completed by admin (kubectl finetune promote); promoted to full (100%) "
         "from stage canary-1 by admin (kubectl finetune promote)"
     )
+
+
+@pytest.mark.parametrize("command", ["status", "samples", "failures", "pause", "evals"])
+def test_a_release_that_is_not_there_is_named_not_a_traceback(installed, namespace, command):
+    result = subprocess.run(
+        finetune(installed, command, "suport-bot", "-n", namespace),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if command == "failures":  # no release needed: the records are listed by label
+        assert result.returncode == 0 and "suport-bot: no incident records" in result.stderr
+        return
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        'error: finetunereleases.finetune.dev "suport-bot" not found'
+    ), result.stderr

@@ -18,7 +18,11 @@ failures NAME      incident records of rollbacks by analysis, as JSON lines for 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import ConfigException
 
 from ftrelease.api.revision import revision_of
 from ftrelease.api.validation import Problem, is_release, validate_release
@@ -115,6 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     except UnreadableInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
+    except ApiException as exc:  # the apiserver's own words, not a traceback
+        print(f"error: {api_error(exc)}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except ConfigException as exc:
+        print(f"error: no cluster to talk to: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+
+
+def api_error(exc: ApiException) -> str:
+    """What the apiserver said (its Status message: `finetunereleases.finetune.dev "x" not
+    found`), or the HTTP status when it said nothing readable."""
+    try:
+        message = json.loads(exc.body or "")["message"]
+    except (ValueError, KeyError, TypeError):
+        message = ""
+    return message or f"HTTP {exc.status} {exc.reason or ''}".strip()
 
 
 if __name__ == "__main__":
