@@ -22,6 +22,7 @@ from ftrelease.api.resource import GROUP, PLURAL, VERSION
 from ftrelease.api.status import FineTuneReleaseStatus
 from ftrelease.rollout import commands
 from ftrelease.rollout.types import IN_PROGRESS
+from ftrelease.rollout.undo import previous_stable
 
 
 class Releases:
@@ -72,9 +73,7 @@ def rollback_target(name: str, st: FineTuneReleaseStatus, wanted: str) -> str:
     if not wanted:
         if _in_progress(st):
             return stable
-        previous = next(
-            (r.revision for r in st.retired if r.role == "stable" and r.revision != stable), None
-        )
+        previous = previous_stable(st)
         if previous is None:
             raise Refused(
                 f"{name}: no previous stable revision is retained (retained: "

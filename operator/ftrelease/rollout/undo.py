@@ -6,11 +6,27 @@ like the planner."""
 from __future__ import annotations
 
 from ftrelease.api.durations import parse_duration
-from ftrelease.api.status import RollbackRequest
+from ftrelease.api.status import FineTuneReleaseStatus, RollbackRequest
 
 from .commands import Command
 from .holds import Holds
 from .types import IN_PROGRESS, Event, IncidentPlan, Route
+
+
+def previous_stable(status: FineTuneReleaseStatus, retained: set[str] | None = None) -> str | None:
+    """The newest retired revision that served all traffic before the stable one (of those
+    `retained`, if given: the ones whose objects still exist). The CLI's `rollback` names the
+    same one before asking."""
+    return next(
+        (
+            r.revision
+            for r in status.retired
+            if r.role == "stable"
+            and r.revision != status.stable_revision
+            and (retained is None or r.revision in retained)
+        ),
+        None,
+    )
 
 
 class Undo(Holds):
@@ -48,17 +64,7 @@ class Undo(Holds):
 
     def previous_stable(self) -> str | None:
         """The revision that served all traffic before the stable one, if still retained."""
-        retained = self.retained()
-        return next(
-            (
-                r.revision
-                for r in self.st.retired
-                if r.role == "stable"
-                and r.revision in retained
-                and r.revision != self.st.stable_revision
-            ),
-            None,
-        )
+        return previous_stable(self.st, self.retained())
 
     def start_rollback(self, stable: str, command: Command) -> None:
         """kubectl finetune rollback [--to REVISION]: during a rollout, back to stable (as
