@@ -85,3 +85,11 @@ def test_a_failing_webhook_says_why_and_how_much_waits_and_a_healthy_one_says_no
     shown = text(release_view(body(75, notifications=notifications), NOW))
     assert "webhook oncall failing since 2026-12-01T12:00:00+00:00: ConnectError" in shown
     assert "(3 notifications waiting)" in shown and "chat" not in shown
+
+
+def test_a_rollback_by_analysis_points_to_its_failures():
+    entry = {"revision": "c21b8e0f44", "outcome": "RolledBack", "reason": "format: ..."}
+    by_analysis = text(release_view(body(None, history=[{**entry, "endedBy": "analysis"}]), NOW))
+    assert "rolled c21b8e0f44 back on: kubectl finetune failures bot" in by_analysis
+    by_person = text(release_view(body(None, history=[{**entry, "endedBy": "alice"}]), NOW))
+    assert "kubectl finetune failures" not in by_person

@@ -98,6 +98,15 @@ def release_view(body: dict[str, Any], now: datetime) -> RenderableType:
             f"[bold]rolling back[/bold] to {request.revision} (asked by {request.by}): traffic "
             f"moves once it has {request.pods_needed} ready pods"
         )
+    if (
+        st.history
+        and st.history[0].outcome == "RolledBack"
+        and st.history[0].ended_by == "analysis"
+    ):
+        parts.append(
+            f"the outputs analysis rolled {st.history[0].revision} back on: "
+            f"kubectl finetune failures {name}"
+        )
     if st.history:
         table = Table("revision", "outcome", "ended by", "reason", "finished")
         for h in st.history:
