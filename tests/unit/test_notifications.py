@@ -89,8 +89,7 @@ def test_a_rollback_by_analysis_is_told_with_its_reason_and_analysis_lines_only_
     assert rolled.type == "Warning" and "errors" in rolled.message
     assert rolled.phase == "RolledBack"
     # Without the audit webhook, metric outcome lines are not kept.
-    world.spec = spec_with(notifications=hooks({"name": "oncall", "urlFrom": SECRET}))
-    quiet = World(world.spec)
+    quiet = World(spec_with(notifications=hooks({"name": "oncall", "urlFrom": SECRET})))
     quiet.settle()
     quiet.spec = with_bundle_version(quiet.spec, "v2")
     for _ in range(6):
@@ -130,8 +129,7 @@ def test_notices_stay_until_every_webhook_acknowledged_them_and_a_full_outbox_dr
 def test_without_webhooks_there_is_no_outbox():
     world = World(spec_with())
     world.settle()
-    walked_spec = with_bundle_version(world.spec, "v2")
-    world.spec = walked_spec
+    world.spec = with_bundle_version(world.spec, "v2")
     world.advance(61)
     assert world.status.notifications is None
 
