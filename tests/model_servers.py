@@ -9,16 +9,22 @@ import httpx
 
 from tests.cluster.processes import ManagedProcess, free_port, wait_until
 
+PORT_ATTEMPTS = 3  # a port free when chosen can be taken before the server binds it
+
 
 class ModelServer:
     def __init__(self, workdir: Path, args: list[str]) -> None:
+        self.workdir, self.args = workdir, args
+        self._on_free_ports()
+
+    def _on_free_ports(self) -> None:
         self.port, self.admin_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "ftrelease.modelserver", f"--port={self.port}"]
         self.process = ManagedProcess(
             "modelserver",
-            [*command, f"--admin-port={self.admin_port}", *args],
-            workdir / f"modelserver-{self.port}.log",
+            [*command, f"--admin-port={self.admin_port}", *self.args],
+            self.workdir / f"modelserver-{self.port}.log",
             env={"PYTHONUNBUFFERED": "1"},
         )
         self.client = httpx.Client(base_url=self.url, timeout=120)
@@ -31,14 +37,23 @@ class ModelServer:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", **options)
 
     def start(self, wait_ready: bool = True) -> ModelServer:
-        self.process.start()
+        for attempt in range(PORT_ATTEMPTS):
+            self.process.start()
 
-        def up() -> bool:
-            self.process.check_running()
-            response = self.client.get("/ready" if wait_ready else "/health")
-            return response.status_code == 200
+            def up() -> bool:
+                if not self.process.running():
+                    return True  # said below
+                response = self.client.get("/ready" if wait_ready else "/health")
+                return response.status_code == 200
 
-        wait_until("model server", up, timeout=120)
+            wait_until("model server", up, timeout=120)
+            if self.process.running():
+                return self
+            taken = "address already in use" in self.process.log_path.read_text(errors="replace")
+            if not taken or attempt == PORT_ATTEMPTS - 1:
+                self.process.check_running()
+            self.stop()  # another process took a port between choosing and binding it
+            self._on_free_ports()
         return self
 
     def complete(self, model: str, prompt: str, max_tokens: int = 12, **extra) -> dict:
