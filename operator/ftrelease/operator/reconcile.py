@@ -102,7 +102,8 @@ class Reconciler:
                 log.info("%s/%s changed while deciding; deciding again", ref.namespace, ref.name)
                 return CONFLICT_RETRY
         metrics.record(ref, before, decision)
-        if self.notifier is not None and decision.status.notifications is not None:
+        box = decision.status.notifications
+        if self.notifier is not None and box is not None and box.pending:  # something to send
             self.notifier.wake(key)
         return decision.requeue_after
 
